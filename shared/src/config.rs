@@ -1,0 +1,154 @@
+//! One settings struct for every binary: the documented defaults in `config/callq.toml`
+//! (compiled in), an optional file named by `APP_CONFIG_FILE`, then `APP_*` variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../../config/callq.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub broker: BrokerSettings,
+    pub auth: AuthSettings,
+    pub admin: AdminSettings,
+    pub worker: WorkerSettings,
+    pub media: MediaSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    pub public_base_url: String,
+    pub body_limit_bytes: usize,
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerSettings {
+    pub url: SecretString,
+    pub queue_prefix: String,
+    pub publish_channels: usize,
+    pub confirm_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub delivery_limit: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub cache_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminSettings {
+    pub token: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    pub prefetch: u16,
+    pub requeue_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MediaSettings {
+    pub probe: bool,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub max_redirects: usize,
+    pub per_host_concurrency: usize,
+    pub allow_loopback: bool,
+    pub allow_private: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] config::ConfigError);
+
+impl Settings {
+    /// Defaults, then `$APP_CONFIG_FILE` if set, then `APP_*` environment variables.
+    pub fn load() -> Result<Self, ConfigError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Ok(path) = std::env::var("APP_CONFIG_FILE") {
+            builder = builder.add_source(File::with_name(&path).required(true));
+        }
+        let settings = builder
+            .add_source(
+                Environment::with_prefix("APP")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        Ok(settings)
+    }
+
+    /// The compiled-in defaults alone: what tests start from before overriding fields.
+    pub fn defaults() -> Self {
+        Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize)
+            .expect("config/callq.toml is valid")
+    }
+}
+
+impl HttpSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+impl DatabaseSettings {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+}
+
+impl BrokerSettings {
+    pub fn confirm_timeout(&self) -> Duration {
+        Duration::from_millis(self.confirm_timeout_ms)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+impl MediaSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}

@@ -1,0 +1,441 @@
+//! The wire contract: a JSON body in, a [`Call`] out, or every field that is wrong.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::domain::custom_fields::read_number;
+use crate::domain::time::parse_zoned;
+use crate::domain::{
+    Call, Client, CustomFields, CustomValue, Direction, ExternalId, FieldType, MediaUrl, Phrase,
+    Role, Seconds,
+};
+
+const MAX_TEXT_LEN: usize = 1000;
+
+/// One field that failed: its dotted name (`client.id`), its JSON pointer and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub pointer: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    /// `path` is the field's segments: `["client", "id"]`, `["transcription", "2", "role"]`.
+    pub fn push(&mut self, path: &[&str], message: impl Into<String>) {
+        let field = path
+            .iter()
+            .enumerate()
+            .map(|(i, seg)| match seg.parse::<usize>() {
+                Ok(index) if i > 0 => format!("[{index}]"),
+                _ if i > 0 => format!(".{seg}"),
+                _ => (*seg).to_owned(),
+            })
+            .collect();
+        let pointer = path
+            .iter()
+            .map(|seg| format!("/{}", seg.replace('~', "~0").replace('/', "~1")))
+            .collect();
+        self.0.push(FieldError { field, pointer, message: message.into() });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &FieldError> {
+        self.0.iter()
+    }
+}
+
+impl std::fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<_> = self.0.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// The organisation's custom field types, as far as they are known.
+pub trait FieldDefinitions {
+    fn field_type(&self, key: &str) -> Option<FieldType>;
+}
+
+impl FieldDefinitions for HashMap<String, FieldType> {
+    fn field_type(&self, key: &str) -> Option<FieldType> {
+        self.get(key).copied()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedCall {
+    pub call: Call,
+    /// Keys no definition knew yet, with the type inferred from their value: to register.
+    pub new_fields: Vec<(String, FieldType)>,
+}
+
+pub fn parse_call(body: &Value, defs: &impl FieldDefinitions) -> Result<ParsedCall, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let Some(obj) = body.as_object() else {
+        errors.push(&[], "the body must be a JSON object with the call's fields");
+        return Err(errors);
+    };
+    let mut p = Fields { obj, errors };
+
+    let operator_id = p.required("operator_id", |v| read_id(v));
+    let started_at = p.required("started_at", |v| match v.as_str() {
+        Some(s) => parse_zoned(s).map_err(|e| e.to_string()),
+        None => Err("must be a string with an ISO 8601 date-time, e.g. 2019-08-09T18:31:42+03".into()),
+    });
+    let media_url = p.required("media_url", |v| {
+        v.as_str().ok_or("must be a string").and_then(MediaUrl::parse).map_err(str::to_owned)
+    });
+    let uid = p.optional("uid", |v| read_id(v));
+    let client_phone_number = p.optional("client_phone_number", |v| read_text(v, 64));
+    let direction = p.optional("direction", |v| {
+        v.as_str()
+            .and_then(Direction::parse)
+            .ok_or_else(|| "must be \"incoming\" or \"outcoming\" (\"outgoing\" is read as \"outcoming\")".into())
+    });
+    let duration = p.optional("duration", |v| {
+        read_number(v).and_then(Seconds::new).ok_or_else(|| "must be a number of seconds, >= 0".into())
+    });
+    let phone_call_chain_uid = p.optional("phone_call_chain_uid", |v| read_id(v));
+    let nps = p.optional("nps", |v| read_number(v).ok_or_else(|| "must be a number".into()));
+    let client = p.optional_with_path("client", read_client);
+    let transcription = p.optional_with_path("transcription", read_transcription);
+    let (custom_fields, new_fields) = read_custom_fields(&mut p, defs);
+
+    let Fields { mut errors, .. } = p;
+    match (operator_id, started_at, media_url) {
+        (Some(operator_id), Some(started_at), Some(media_url)) if errors.is_empty() => Ok(ParsedCall {
+            call: Call {
+                operator_id,
+                started_at,
+                media_url,
+                uid: uid.flatten(),
+                client_phone_number: client_phone_number.flatten(),
+                direction: direction.flatten(),
+                duration: duration.flatten(),
+                phone_call_chain_uid: phone_call_chain_uid.flatten(),
+                client: client.flatten(),
+                custom_fields,
+                nps: nps.flatten(),
+                transcription: transcription.flatten(),
+            },
+            new_fields,
+        }),
+        _ => {
+            if errors.is_empty() {
+                errors.push(&[], "the call is incomplete");
+            }
+            Err(errors)
+        }
+    }
+}
+
+/// Reads top-level fields, collecting errors instead of stopping at the first.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    errors: FieldErrors,
+}
+
+impl Fields<'_> {
+    fn required<T>(&mut self, key: &str, read: impl FnOnce(&Value) -> Result<T, String>) -> Option<T> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => {
+                self.errors.push(&[key], "is required");
+                None
+            }
+            Some(v) => read(v).map_err(|e| self.errors.push(&[key], e)).ok(),
+        }
+    }
+
+    /// `Some(None)` when absent or null, `None` when present but invalid.
+    fn optional<T>(&mut self, key: &str, read: impl FnOnce(&Value) -> Result<T, String>) -> Option<Option<T>> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => read(v).map(Some).map_err(|e| self.errors.push(&[key], e)).ok(),
+        }
+    }
+
+    /// Like `optional`, for nested values that report errors under their own paths.
+    fn optional_with_path<T>(
+        &mut self,
+        key: &str,
+        read: impl FnOnce(&Value, &mut FieldErrors) -> Option<T>,
+    ) -> Option<Option<T>> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => read(v, &mut self.errors).map(Some),
+        }
+    }
+}
+
+fn read_id(v: &Value) -> Result<ExternalId, String> {
+    match v {
+        Value::String(s) => ExternalId::parse(s).map_err(|e| e.to_string()),
+        Value::Number(n) if n.is_i64() || n.is_u64() => ExternalId::parse(&n.to_string()).map_err(|e| e.to_string()),
+        _ => Err("must be a string".into()),
+    }
+}
+
+fn read_text(v: &Value, max: usize) -> Result<String, String> {
+    match v {
+        Value::String(s) if s.chars().count() <= max => Ok(s.trim().to_owned()),
+        Value::String(_) => Err(format!("must be at most {max} characters")),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err("must be a string".into()),
+    }
+}
+
+fn read_client(v: &Value, errors: &mut FieldErrors) -> Option<Client> {
+    let Some(obj) = v.as_object() else {
+        errors.push(&["client"], "must be an object with id, company_name, first_name, last_name");
+        return None;
+    };
+    let before = errors.0.len();
+    let mut text = |key: &str| match obj.get(key) {
+        None | Some(Value::Null) => None,
+        Some(v) => read_text(v, MAX_TEXT_LEN).map_err(|e| errors.push(&["client", key], e)).ok(),
+    };
+    let company_name = text("company_name");
+    let first_name = text("first_name");
+    let last_name = text("last_name");
+    let id = match obj.get("id") {
+        None | Some(Value::Null) => None,
+        Some(v) => read_id(v).map_err(|e| errors.push(&["client", "id"], e)).ok(),
+    };
+    (errors.0.len() == before).then_some(Client { id, company_name, first_name, last_name })
+}
+
+fn read_transcription(v: &Value, errors: &mut FieldErrors) -> Option<Vec<Phrase>> {
+    let Some(items) = v.as_array() else {
+        errors.push(&["transcription"], "must be an array of phrases {text, start_time, end_time, role}");
+        return None;
+    };
+    let before = errors.0.len();
+    let mut phrases = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let idx = i.to_string();
+        let Some(obj) = item.as_object() else {
+            errors.push(&["transcription", &idx], "must be an object {text, start_time, end_time, role}");
+            continue;
+        };
+        let text = match obj.get("text") {
+            Some(Value::String(s)) => Some(s.clone()),
+            None | Some(Value::Null) => { errors.push(&["transcription", &idx, "text"], "is required"); None }
+            Some(_) => { errors.push(&["transcription", &idx, "text"], "must be a string"); None }
+        };
+        let mut seconds = |key: &str| match obj.get(key).map(|v| read_number(v).and_then(Seconds::new)) {
+            Some(Some(s)) => Some(s),
+            None => { errors.push(&["transcription", &idx, key], "is required (seconds from the start of the call)"); None }
+            Some(None) => { errors.push(&["transcription", &idx, key], "must be a number of seconds, >= 0"); None }
+        };
+        let start_time = seconds("start_time");
+        let end_time = seconds("end_time");
+        let role = match obj.get("role").and_then(Value::as_str).map(|r| r.trim().to_ascii_lowercase()) {
+            Some(r) if r == "operator" => Some(Role::Operator),
+            Some(r) if r == "client" => Some(Role::Client),
+            _ => { errors.push(&["transcription", &idx, "role"], "must be \"operator\" or \"client\""); None }
+        };
+        if let (Some(s), Some(e)) = (start_time, end_time) {
+            if e < s {
+                errors.push(&["transcription", &idx, "end_time"], "must not be before start_time");
+                continue;
+            }
+        }
+        if let (Some(text), Some(start_time), Some(end_time), Some(role)) = (text, start_time, end_time, role) {
+            phrases.push(Phrase { text, start_time, end_time, role });
+        }
+    }
+    (errors.0.len() == before).then_some(phrases)
+}
+
+fn read_custom_fields(p: &mut Fields<'_>, defs: &impl FieldDefinitions) -> (CustomFields, Vec<(String, FieldType)>) {
+    let mut fields = CustomFields::default();
+    let mut new_fields = Vec::new();
+    let (key, value) = match (p.obj.get("custom_fields"), p.obj.get("metacontent")) {
+        (Some(_), Some(_)) => {
+            p.errors.push(&["metacontent"], "is the old name of custom_fields; send only one of them");
+            return (fields, new_fields);
+        }
+        (Some(v), None) => ("custom_fields", v),
+        (None, Some(v)) => ("metacontent", v),
+        (None, None) => return (fields, new_fields),
+    };
+    let obj = match value {
+        Value::Null => return (fields, new_fields),
+        Value::Object(obj) => obj,
+        _ => {
+            p.errors.push(&[key], "must be an object of key -> simple value");
+            return (fields, new_fields);
+        }
+    };
+    for (name, v) in obj {
+        if name.trim().is_empty() {
+            p.errors.push(&[key, name], "keys must not be empty");
+            continue;
+        }
+        let ty = match defs.field_type(name) {
+            Some(ty) => ty,
+            None if v.is_null() => {
+                fields.insert(name.clone(), CustomValue::Null);
+                continue;
+            }
+            None => match FieldType::infer(v) {
+                Some(ty) => {
+                    new_fields.push((name.clone(), ty));
+                    ty
+                }
+                None => {
+                    p.errors.push(
+                        &[key, name],
+                        "must be a simple value: string, number, boolean, ISO 8601 date-time, URL, or an array of strings or of numbers",
+                    );
+                    continue;
+                }
+            },
+        };
+        match CustomValue::read(ty, v) {
+            Ok(value) => fields.insert(name.clone(), value),
+            Err(e) => p.errors.push(&[key, name], e),
+        }
+    }
+    (fields, new_fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn no_defs() -> HashMap<String, FieldType> {
+        HashMap::new()
+    }
+
+    fn errors_of(body: Value) -> Vec<(String, String)> {
+        parse_call(&body, &no_defs())
+            .unwrap_err()
+            .iter()
+            .map(|e| (e.field.clone(), e.message.clone()))
+            .collect()
+    }
+
+    fn seed_example() -> Value {
+        json!({
+            "operator_id": "operator@email.com",
+            "started_at": "2020-06-21T09:51:13.588Z+03",
+            "direction": "incoming",
+            "duration": 410.1,
+            "client_phone_number": "+375332222453",
+            "media_url": "https://file-examples.com/wp-content/uploads/2017/11/file_example_WAV_1MG.wav",
+            "uid": "7b2331ca-adcb-4f15-811b-6b6cfddb2baf",
+            "client": {"id": "client@email.com", "company_name": "Test Company", "first_name": "John", "last_name": "Doe"},
+            "custom_fields": {"opened_at": "2020-06-21T09:51:13.588Z", "reopen_count": 5, "topic": "Поддержка", "sub-topic": "Возобновление доступа"}
+        })
+    }
+
+    #[test]
+    fn the_pages_example_parses_and_registers_its_custom_fields() {
+        let parsed = parse_call(&seed_example(), &no_defs()).unwrap();
+        assert_eq!(parsed.call.operator_id.as_str(), "operator@email.com");
+        assert_eq!(parsed.call.direction, Some(Direction::Incoming));
+        assert_eq!(parsed.call.duration.map(Seconds::get), Some(410.1));
+        let mut new: Vec<_> = parsed.new_fields.iter().map(|(k, t)| (k.as_str(), *t)).collect();
+        new.sort();
+        assert_eq!(
+            new,
+            vec![
+                ("opened_at", FieldType::Datetime),
+                ("reopen_count", FieldType::Number),
+                ("sub-topic", FieldType::String),
+                ("topic", FieldType::String),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let errors = errors_of(json!({
+            "started_at": "2020-06-21T09:51:13",
+            "media_url": "ftp://x/y.wav",
+            "direction": "sideways",
+            "duration": -1,
+            "client": {"id": ""},
+            "transcription": [{"text": "hi", "start_time": 5, "end_time": 1, "role": "operator"}, {"role": "bot"}],
+        }));
+        let fields: Vec<_> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        for expected in [
+            "operator_id",
+            "started_at",
+            "media_url",
+            "direction",
+            "duration",
+            "client.id",
+            "transcription[0].end_time",
+            "transcription[1].text",
+            "transcription[1].start_time",
+            "transcription[1].role",
+        ] {
+            assert!(fields.contains(&expected), "{expected} missing from {fields:?}");
+        }
+        let started = errors.iter().find(|(f, _)| f == "started_at").unwrap();
+        assert!(started.1.contains("2019-08-09T18:31:42+03"));
+    }
+
+    #[test]
+    fn pointers_name_nested_fields() {
+        let errs = parse_call(&json!({"client": {"id": 1.5}}), &no_defs()).unwrap_err();
+        let e = errs.iter().find(|e| e.field == "client.id").unwrap();
+        assert_eq!(e.pointer, "/client/id");
+    }
+
+    #[test]
+    fn metacontent_is_an_alias_of_custom_fields() {
+        let mut body = seed_example();
+        let fields = body.as_object_mut().unwrap().remove("custom_fields").unwrap();
+        body["metacontent"] = fields;
+        let parsed = parse_call(&body, &no_defs()).unwrap();
+        assert_eq!(parsed.call.custom_fields.to_json()["reopen_count"], json!(5.0));
+        body["custom_fields"] = json!({});
+        assert_eq!(errors_of(body)[0].0, "metacontent");
+    }
+
+    #[test]
+    fn outgoing_means_outcoming() {
+        let mut body = seed_example();
+        body["direction"] = json!("outgoing");
+        assert_eq!(parse_call(&body, &no_defs()).unwrap().call.direction, Some(Direction::Outcoming));
+    }
+
+    #[test]
+    fn custom_values_are_checked_against_their_definition() {
+        let defs = HashMap::from([("reopen_count".to_owned(), FieldType::Duration), ("topic".to_owned(), FieldType::Number)]);
+        let errs = parse_call(&seed_example(), &defs).unwrap_err();
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["custom_fields.topic"]);
+    }
+
+    #[test]
+    fn a_call_without_uid_gets_a_stable_derived_key() {
+        let mut body = seed_example();
+        body.as_object_mut().unwrap().remove("uid");
+        let a = parse_call(&body, &no_defs()).unwrap().call.storage_key();
+        body["duration"] = json!(1);
+        let b = parse_call(&body, &no_defs()).unwrap().call.storage_key();
+        assert!(a.derived);
+        assert_eq!(a, b);
+        body["media_url"] = json!("https://example.org/other.wav");
+        assert_ne!(a, parse_call(&body, &no_defs()).unwrap().call.storage_key());
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused() {
+        assert_eq!(errors_of(json!([1, 2])).len(), 1);
+    }
+}

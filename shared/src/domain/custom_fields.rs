@@ -1,0 +1,242 @@
+//! Custom fields: key -> simple value, typed by the organisation's field definitions.
+//!
+//! A key seen for the first time is registered with a type inferred from its value:
+//! JSON booleans and the strings "true"/"false" -> `boolean`; numbers -> `number`;
+//! strings that parse as a zoned date-time -> `datetime`; http(s) URLs -> `string_url`;
+//! other strings -> `string`; arrays of strings (or empty arrays) -> `string_array`;
+//! arrays of numbers -> `number_array`. `duration` is never inferred (it looks like a
+//! number): define it ahead with `admin define-field`. Later values must be readable as
+//! the key's type; `null` means "no value" and is accepted for any type.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::time::parse_zoned;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    String,
+    Number,
+    StringArray,
+    StringUrl,
+    NumberArray,
+    Datetime,
+    Boolean,
+    Duration,
+}
+
+impl FieldType {
+    pub const ALL: [FieldType; 8] = [
+        Self::String,
+        Self::Number,
+        Self::StringArray,
+        Self::StringUrl,
+        Self::NumberArray,
+        Self::Datetime,
+        Self::Boolean,
+        Self::Duration,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Number => "number",
+            Self::StringArray => "string_array",
+            Self::StringUrl => "string_url",
+            Self::NumberArray => "number_array",
+            Self::Datetime => "datetime",
+            Self::Boolean => "boolean",
+            Self::Duration => "duration",
+        }
+    }
+
+    /// The type a first-seen value gets; `None` when the value is no simple type.
+    pub fn infer(value: &Value) -> Option<Self> {
+        match value {
+            Value::Bool(_) => Some(Self::Boolean),
+            Value::Number(_) => Some(Self::Number),
+            Value::String(s) => Some(if parse_bool(s).is_some() {
+                Self::Boolean
+            } else if parse_zoned(s).is_ok() {
+                Self::Datetime
+            } else if is_http_url(s) {
+                Self::StringUrl
+            } else {
+                Self::String
+            }),
+            Value::Array(items) if items.iter().all(Value::is_string) => Some(Self::StringArray),
+            Value::Array(items) if items.iter().all(Value::is_number) => Some(Self::NumberArray),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for FieldType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|t| t.as_str()).collect();
+                format!("unknown field type {s:?}; one of {}", names.join(", "))
+            })
+    }
+}
+
+/// A custom field value, already read as its field's type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum CustomValue {
+    String(String),
+    Number(f64),
+    StringArray(Vec<String>),
+    StringUrl(String),
+    NumberArray(Vec<f64>),
+    Datetime(DateTime<Utc>),
+    Boolean(bool),
+    Duration(f64),
+    Null,
+}
+
+impl CustomValue {
+    /// Reads `value` as `ty`, or says why it cannot be.
+    pub fn read(ty: FieldType, value: &Value) -> Result<Self, String> {
+        if value.is_null() {
+            return Ok(Self::Null);
+        }
+        let refuse = || format!("must be a {} value (this field is defined as {})", ty.as_str(), ty.as_str());
+        match ty {
+            FieldType::String => value.as_str().map(|s| Self::String(s.to_owned())).ok_or_else(refuse),
+            FieldType::Number => read_number(value).map(Self::Number).ok_or_else(refuse),
+            FieldType::Duration => match read_number(value) {
+                Some(n) if n >= 0.0 => Ok(Self::Duration(n)),
+                Some(_) => Err("must be a duration in seconds, >= 0".into()),
+                None => Err(refuse()),
+            },
+            FieldType::Boolean => match value {
+                Value::Bool(b) => Ok(Self::Boolean(*b)),
+                Value::String(s) => parse_bool(s).map(Self::Boolean).ok_or_else(refuse),
+                _ => Err(refuse()),
+            },
+            FieldType::Datetime => match value.as_str().map(parse_zoned) {
+                Some(Ok(t)) => Ok(Self::Datetime(t)),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err(refuse()),
+            },
+            FieldType::StringUrl => match value.as_str() {
+                Some(s) if is_http_url(s) => Ok(Self::StringUrl(s.to_owned())),
+                _ => Err("must be an http(s) URL".into()),
+            },
+            FieldType::StringArray => value
+                .as_array()
+                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(Self::StringArray)
+                .ok_or_else(|| "must be an array of strings".into()),
+            FieldType::NumberArray => value
+                .as_array()
+                .and_then(|a| a.iter().map(Value::as_f64).collect())
+                .map(Self::NumberArray)
+                .ok_or_else(|| "must be an array of numbers".into()),
+        }
+    }
+
+    /// The plain JSON stored and shown: typed values normalised (datetimes in UTC).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::String(s) | Self::StringUrl(s) => Value::from(s.as_str()),
+            Self::Number(n) | Self::Duration(n) => Value::from(*n),
+            Self::StringArray(a) => Value::from(a.clone()),
+            Self::NumberArray(a) => Value::from(a.clone()),
+            Self::Datetime(t) => Value::from(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            Self::Boolean(b) => Value::from(*b),
+            Self::Null => Value::Null,
+        }
+    }
+}
+
+/// Numbers, and numeric strings ("410.1"), which many PBXs send.
+pub(crate) fn read_number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
+        _ => None,
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CustomFields(BTreeMap<String, CustomValue>);
+
+impl CustomFields {
+    pub fn insert(&mut self, key: String, value: CustomValue) {
+        self.0.insert(key, value);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn to_json(&self) -> Value {
+        Value::Object(self.0.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_pages_examples_infer_their_documented_types() {
+        let cases = [
+            (json!("Минск"), FieldType::String),
+            (json!(220010), FieldType::Number),
+            (json!(["ru", "by", "kz"]), FieldType::StringArray),
+            (json!("https://static.tildacdn.com/x.png"), FieldType::StringUrl),
+            (json!([175, 998, 556]), FieldType::NumberArray),
+            (json!("2020-06-21T09:51:13.588Z"), FieldType::Datetime),
+            (json!("true"), FieldType::Boolean),
+        ];
+        for (value, ty) in cases {
+            assert_eq!(FieldType::infer(&value), Some(ty), "{value}");
+        }
+        assert_eq!(FieldType::infer(&json!({"a": 1})), None);
+        assert_eq!(FieldType::infer(&json!([1, "a"])), None);
+    }
+
+    #[test]
+    fn values_are_read_as_their_defined_type() {
+        assert_eq!(CustomValue::read(FieldType::Duration, &json!(120)), Ok(CustomValue::Duration(120.0)));
+        assert_eq!(CustomValue::read(FieldType::Number, &json!("5.5")), Ok(CustomValue::Number(5.5)));
+        assert_eq!(CustomValue::read(FieldType::Boolean, &json!("TRUE")), Ok(CustomValue::Boolean(true)));
+        assert!(CustomValue::read(FieldType::Number, &json!("five")).is_err());
+        assert!(CustomValue::read(FieldType::Duration, &json!(-1)).is_err());
+        assert!(CustomValue::read(FieldType::Datetime, &json!("2020-06-21T09:51:13")).unwrap_err().contains("time zone"));
+        assert!(CustomValue::read(FieldType::NumberArray, &json!([1, "x"])).is_err());
+        assert_eq!(CustomValue::read(FieldType::String, &Value::Null), Ok(CustomValue::Null));
+    }
+
+    #[test]
+    fn datetimes_are_stored_in_utc() {
+        let v = CustomValue::read(FieldType::Datetime, &json!("2020-06-21T09:51:13.588+03")).unwrap();
+        assert_eq!(v.to_json(), json!("2020-06-21T06:51:13.588Z"));
+    }
+}

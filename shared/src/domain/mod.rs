@@ -1,0 +1,10 @@
+//! What a call is, in types that cannot hold an invalid one.
+
+pub mod call;
+pub mod custom_fields;
+pub mod text;
+pub mod time;
+
+pub use call::{Call, CallKey, Client, Direction, MediaUrl, Phrase, Role, Seconds};
+pub use custom_fields::{CustomFields, CustomValue, FieldType};
+pub use text::ExternalId;

@@ -1,0 +1,11 @@
+//! What gateway, worker and admin CLI share: the contract, the domain, config, queues,
+//! database access and telemetry.
+
+pub mod broker;
+pub mod config;
+pub mod contract;
+pub mod domain;
+pub mod message;
+pub mod store;
+pub mod telemetry;
+pub mod token;
