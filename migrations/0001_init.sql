@@ -110,7 +110,7 @@ CREATE INDEX calls_department_started ON calls (department_id, started_at);
 CREATE TABLE dead_letters (
     id               uuid PRIMARY KEY,
     ingest_id        uuid NOT NULL UNIQUE,
-    integration_id   uuid NOT NULL,
+    integration_id   uuid,             -- unknown when the message could not be decoded
     operator_id      text,
     uid              text,
     reason           text NOT NULL,

@@ -36,22 +36,35 @@ impl Topology {
     /// is a quorum queue whose poison messages (over the delivery limit, or rejected) are
     /// dead-lettered at-least-once into the dead queue rather than dropped.
     pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
         let mut dead_args = FieldTable::default();
         dead_args.insert(ShortString::from("x-queue-type"), long("quorum"));
-        channel.queue_declare(self.dead_queue.as_str().into(), durable, dead_args).await?;
+        channel
+            .queue_declare(self.dead_queue.as_str().into(), durable, dead_args)
+            .await?;
 
         let mut args = FieldTable::default();
         args.insert(ShortString::from("x-queue-type"), long("quorum"));
         args.insert(ShortString::from("x-dead-letter-exchange"), long(""));
-        args.insert(ShortString::from("x-dead-letter-routing-key"), long(&self.dead_queue));
-        args.insert(ShortString::from("x-dead-letter-strategy"), long("at-least-once"));
+        args.insert(
+            ShortString::from("x-dead-letter-routing-key"),
+            long(&self.dead_queue),
+        );
+        args.insert(
+            ShortString::from("x-dead-letter-strategy"),
+            long("at-least-once"),
+        );
         args.insert(ShortString::from("x-overflow"), long("reject-publish"));
         args.insert(
             ShortString::from("x-delivery-limit"),
             AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
         );
-        channel.queue_declare(self.work_queue.as_str().into(), durable, args).await?;
+        channel
+            .queue_declare(self.work_queue.as_str().into(), durable, args)
+            .await?;
         Ok(())
     }
 }

@@ -94,8 +94,7 @@ pub struct ConfigError(#[from] config::ConfigError);
 impl Settings {
     /// Defaults, then `$APP_CONFIG_FILE` if set, then `APP_*` environment variables.
     pub fn load() -> Result<Self, ConfigError> {
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Ok(path) = std::env::var("APP_CONFIG_FILE") {
             builder = builder.add_source(File::with_name(&path).required(true));
         }

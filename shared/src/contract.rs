@@ -41,7 +41,11 @@ impl FieldErrors {
             .iter()
             .map(|seg| format!("/{}", seg.replace('~', "~0").replace('/', "~1")))
             .collect();
-        self.0.push(FieldError { field, pointer, message: message.into() });
+        self.0.push(FieldError {
+            field,
+            pointer,
+            message: message.into(),
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -55,7 +59,11 @@ impl FieldErrors {
 
 impl std::fmt::Display for FieldErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<_> = self.0.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
+        let parts: Vec<_> = self
+            .0
+            .iter()
+            .map(|e| format!("{} {}", e.field, e.message))
+            .collect();
         f.write_str(&parts.join("; "))
     }
 }
@@ -89,46 +97,57 @@ pub fn parse_call(body: &Value, defs: &impl FieldDefinitions) -> Result<ParsedCa
     let operator_id = p.required("operator_id", |v| read_id(v));
     let started_at = p.required("started_at", |v| match v.as_str() {
         Some(s) => parse_zoned(s).map_err(|e| e.to_string()),
-        None => Err("must be a string with an ISO 8601 date-time, e.g. 2019-08-09T18:31:42+03".into()),
+        None => {
+            Err("must be a string with an ISO 8601 date-time, e.g. 2019-08-09T18:31:42+03".into())
+        }
     });
     let media_url = p.required("media_url", |v| {
-        v.as_str().ok_or("must be a string").and_then(MediaUrl::parse).map_err(str::to_owned)
+        v.as_str()
+            .ok_or("must be a string")
+            .and_then(MediaUrl::parse)
+            .map_err(str::to_owned)
     });
     let uid = p.optional("uid", |v| read_id(v));
     let client_phone_number = p.optional("client_phone_number", |v| read_text(v, 64));
     let direction = p.optional("direction", |v| {
-        v.as_str()
-            .and_then(Direction::parse)
-            .ok_or_else(|| "must be \"incoming\" or \"outcoming\" (\"outgoing\" is read as \"outcoming\")".into())
+        v.as_str().and_then(Direction::parse).ok_or_else(|| {
+            "must be \"incoming\" or \"outcoming\" (\"outgoing\" is read as \"outcoming\")".into()
+        })
     });
     let duration = p.optional("duration", |v| {
-        read_number(v).and_then(Seconds::new).ok_or_else(|| "must be a number of seconds, >= 0".into())
+        read_number(v)
+            .and_then(Seconds::new)
+            .ok_or_else(|| "must be a number of seconds, >= 0".into())
     });
     let phone_call_chain_uid = p.optional("phone_call_chain_uid", |v| read_id(v));
-    let nps = p.optional("nps", |v| read_number(v).ok_or_else(|| "must be a number".into()));
+    let nps = p.optional("nps", |v| {
+        read_number(v).ok_or_else(|| "must be a number".into())
+    });
     let client = p.optional_with_path("client", read_client);
     let transcription = p.optional_with_path("transcription", read_transcription);
     let (custom_fields, new_fields) = read_custom_fields(&mut p, defs);
 
     let Fields { mut errors, .. } = p;
     match (operator_id, started_at, media_url) {
-        (Some(operator_id), Some(started_at), Some(media_url)) if errors.is_empty() => Ok(ParsedCall {
-            call: Call {
-                operator_id,
-                started_at,
-                media_url,
-                uid: uid.flatten(),
-                client_phone_number: client_phone_number.flatten(),
-                direction: direction.flatten(),
-                duration: duration.flatten(),
-                phone_call_chain_uid: phone_call_chain_uid.flatten(),
-                client: client.flatten(),
-                custom_fields,
-                nps: nps.flatten(),
-                transcription: transcription.flatten(),
-            },
-            new_fields,
-        }),
+        (Some(operator_id), Some(started_at), Some(media_url)) if errors.is_empty() => {
+            Ok(ParsedCall {
+                call: Call {
+                    operator_id,
+                    started_at,
+                    media_url,
+                    uid: uid.flatten(),
+                    client_phone_number: client_phone_number.flatten(),
+                    direction: direction.flatten(),
+                    duration: duration.flatten(),
+                    phone_call_chain_uid: phone_call_chain_uid.flatten(),
+                    client: client.flatten(),
+                    custom_fields,
+                    nps: nps.flatten(),
+                    transcription: transcription.flatten(),
+                },
+                new_fields,
+            })
+        }
         _ => {
             if errors.is_empty() {
                 errors.push(&[], "the call is incomplete");
@@ -145,7 +164,11 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
-    fn required<T>(&mut self, key: &str, read: impl FnOnce(&Value) -> Result<T, String>) -> Option<T> {
+    fn required<T>(
+        &mut self,
+        key: &str,
+        read: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Option<T> {
         match self.obj.get(key) {
             None | Some(Value::Null) => {
                 self.errors.push(&[key], "is required");
@@ -156,10 +179,17 @@ impl Fields<'_> {
     }
 
     /// `Some(None)` when absent or null, `None` when present but invalid.
-    fn optional<T>(&mut self, key: &str, read: impl FnOnce(&Value) -> Result<T, String>) -> Option<Option<T>> {
+    fn optional<T>(
+        &mut self,
+        key: &str,
+        read: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Option<Option<T>> {
         match self.obj.get(key) {
             None | Some(Value::Null) => Some(None),
-            Some(v) => read(v).map(Some).map_err(|e| self.errors.push(&[key], e)).ok(),
+            Some(v) => read(v)
+                .map(Some)
+                .map_err(|e| self.errors.push(&[key], e))
+                .ok(),
         }
     }
 
@@ -179,7 +209,9 @@ impl Fields<'_> {
 fn read_id(v: &Value) -> Result<ExternalId, String> {
     match v {
         Value::String(s) => ExternalId::parse(s).map_err(|e| e.to_string()),
-        Value::Number(n) if n.is_i64() || n.is_u64() => ExternalId::parse(&n.to_string()).map_err(|e| e.to_string()),
+        Value::Number(n) if n.is_i64() || n.is_u64() => {
+            ExternalId::parse(&n.to_string()).map_err(|e| e.to_string())
+        }
         _ => Err("must be a string".into()),
     }
 }
@@ -195,27 +227,42 @@ fn read_text(v: &Value, max: usize) -> Result<String, String> {
 
 fn read_client(v: &Value, errors: &mut FieldErrors) -> Option<Client> {
     let Some(obj) = v.as_object() else {
-        errors.push(&["client"], "must be an object with id, company_name, first_name, last_name");
+        errors.push(
+            &["client"],
+            "must be an object with id, company_name, first_name, last_name",
+        );
         return None;
     };
     let before = errors.0.len();
     let mut text = |key: &str| match obj.get(key) {
         None | Some(Value::Null) => None,
-        Some(v) => read_text(v, MAX_TEXT_LEN).map_err(|e| errors.push(&["client", key], e)).ok(),
+        Some(v) => read_text(v, MAX_TEXT_LEN)
+            .map_err(|e| errors.push(&["client", key], e))
+            .ok(),
     };
     let company_name = text("company_name");
     let first_name = text("first_name");
     let last_name = text("last_name");
     let id = match obj.get("id") {
         None | Some(Value::Null) => None,
-        Some(v) => read_id(v).map_err(|e| errors.push(&["client", "id"], e)).ok(),
+        Some(v) => read_id(v)
+            .map_err(|e| errors.push(&["client", "id"], e))
+            .ok(),
     };
-    (errors.0.len() == before).then_some(Client { id, company_name, first_name, last_name })
+    (errors.0.len() == before).then_some(Client {
+        id,
+        company_name,
+        first_name,
+        last_name,
+    })
 }
 
 fn read_transcription(v: &Value, errors: &mut FieldErrors) -> Option<Vec<Phrase>> {
     let Some(items) = v.as_array() else {
-        errors.push(&["transcription"], "must be an array of phrases {text, start_time, end_time, role}");
+        errors.push(
+            &["transcription"],
+            "must be an array of phrases {text, start_time, end_time, role}",
+        );
         return None;
     };
     let before = errors.0.len();
@@ -223,45 +270,93 @@ fn read_transcription(v: &Value, errors: &mut FieldErrors) -> Option<Vec<Phrase>
     for (i, item) in items.iter().enumerate() {
         let idx = i.to_string();
         let Some(obj) = item.as_object() else {
-            errors.push(&["transcription", &idx], "must be an object {text, start_time, end_time, role}");
+            errors.push(
+                &["transcription", &idx],
+                "must be an object {text, start_time, end_time, role}",
+            );
             continue;
         };
         let text = match obj.get("text") {
             Some(Value::String(s)) => Some(s.clone()),
-            None | Some(Value::Null) => { errors.push(&["transcription", &idx, "text"], "is required"); None }
-            Some(_) => { errors.push(&["transcription", &idx, "text"], "must be a string"); None }
+            None | Some(Value::Null) => {
+                errors.push(&["transcription", &idx, "text"], "is required");
+                None
+            }
+            Some(_) => {
+                errors.push(&["transcription", &idx, "text"], "must be a string");
+                None
+            }
         };
-        let mut seconds = |key: &str| match obj.get(key).map(|v| read_number(v).and_then(Seconds::new)) {
-            Some(Some(s)) => Some(s),
-            None => { errors.push(&["transcription", &idx, key], "is required (seconds from the start of the call)"); None }
-            Some(None) => { errors.push(&["transcription", &idx, key], "must be a number of seconds, >= 0"); None }
-        };
+        let mut seconds =
+            |key: &str| match obj.get(key).map(|v| read_number(v).and_then(Seconds::new)) {
+                Some(Some(s)) => Some(s),
+                None => {
+                    errors.push(
+                        &["transcription", &idx, key],
+                        "is required (seconds from the start of the call)",
+                    );
+                    None
+                }
+                Some(None) => {
+                    errors.push(
+                        &["transcription", &idx, key],
+                        "must be a number of seconds, >= 0",
+                    );
+                    None
+                }
+            };
         let start_time = seconds("start_time");
         let end_time = seconds("end_time");
-        let role = match obj.get("role").and_then(Value::as_str).map(|r| r.trim().to_ascii_lowercase()) {
+        let role = match obj
+            .get("role")
+            .and_then(Value::as_str)
+            .map(|r| r.trim().to_ascii_lowercase())
+        {
             Some(r) if r == "operator" => Some(Role::Operator),
             Some(r) if r == "client" => Some(Role::Client),
-            _ => { errors.push(&["transcription", &idx, "role"], "must be \"operator\" or \"client\""); None }
+            _ => {
+                errors.push(
+                    &["transcription", &idx, "role"],
+                    "must be \"operator\" or \"client\"",
+                );
+                None
+            }
         };
         if let (Some(s), Some(e)) = (start_time, end_time) {
             if e < s {
-                errors.push(&["transcription", &idx, "end_time"], "must not be before start_time");
+                errors.push(
+                    &["transcription", &idx, "end_time"],
+                    "must not be before start_time",
+                );
                 continue;
             }
         }
-        if let (Some(text), Some(start_time), Some(end_time), Some(role)) = (text, start_time, end_time, role) {
-            phrases.push(Phrase { text, start_time, end_time, role });
+        if let (Some(text), Some(start_time), Some(end_time), Some(role)) =
+            (text, start_time, end_time, role)
+        {
+            phrases.push(Phrase {
+                text,
+                start_time,
+                end_time,
+                role,
+            });
         }
     }
     (errors.0.len() == before).then_some(phrases)
 }
 
-fn read_custom_fields(p: &mut Fields<'_>, defs: &impl FieldDefinitions) -> (CustomFields, Vec<(String, FieldType)>) {
+fn read_custom_fields(
+    p: &mut Fields<'_>,
+    defs: &impl FieldDefinitions,
+) -> (CustomFields, Vec<(String, FieldType)>) {
     let mut fields = CustomFields::default();
     let mut new_fields = Vec::new();
     let (key, value) = match (p.obj.get("custom_fields"), p.obj.get("metacontent")) {
         (Some(_), Some(_)) => {
-            p.errors.push(&["metacontent"], "is the old name of custom_fields; send only one of them");
+            p.errors.push(
+                &["metacontent"],
+                "is the old name of custom_fields; send only one of them",
+            );
             return (fields, new_fields);
         }
         (Some(v), None) => ("custom_fields", v),
@@ -272,7 +367,8 @@ fn read_custom_fields(p: &mut Fields<'_>, defs: &impl FieldDefinitions) -> (Cust
         Value::Null => return (fields, new_fields),
         Value::Object(obj) => obj,
         _ => {
-            p.errors.push(&[key], "must be an object of key -> simple value");
+            p.errors
+                .push(&[key], "must be an object of key -> simple value");
             return (fields, new_fields);
         }
     };
@@ -346,7 +442,11 @@ mod tests {
         assert_eq!(parsed.call.operator_id.as_str(), "operator@email.com");
         assert_eq!(parsed.call.direction, Some(Direction::Incoming));
         assert_eq!(parsed.call.duration.map(Seconds::get), Some(410.1));
-        let mut new: Vec<_> = parsed.new_fields.iter().map(|(k, t)| (k.as_str(), *t)).collect();
+        let mut new: Vec<_> = parsed
+            .new_fields
+            .iter()
+            .map(|(k, t)| (k.as_str(), *t))
+            .collect();
         new.sort();
         assert_eq!(
             new,
@@ -382,7 +482,10 @@ mod tests {
             "transcription[1].start_time",
             "transcription[1].role",
         ] {
-            assert!(fields.contains(&expected), "{expected} missing from {fields:?}");
+            assert!(
+                fields.contains(&expected),
+                "{expected} missing from {fields:?}"
+            );
         }
         let started = errors.iter().find(|(f, _)| f == "started_at").unwrap();
         assert!(started.1.contains("2019-08-09T18:31:42+03"));
@@ -398,10 +501,17 @@ mod tests {
     #[test]
     fn metacontent_is_an_alias_of_custom_fields() {
         let mut body = seed_example();
-        let fields = body.as_object_mut().unwrap().remove("custom_fields").unwrap();
+        let fields = body
+            .as_object_mut()
+            .unwrap()
+            .remove("custom_fields")
+            .unwrap();
         body["metacontent"] = fields;
         let parsed = parse_call(&body, &no_defs()).unwrap();
-        assert_eq!(parsed.call.custom_fields.to_json()["reopen_count"], json!(5.0));
+        assert_eq!(
+            parsed.call.custom_fields.to_json()["reopen_count"],
+            json!(5)
+        );
         body["custom_fields"] = json!({});
         assert_eq!(errors_of(body)[0].0, "metacontent");
     }
@@ -410,12 +520,18 @@ mod tests {
     fn outgoing_means_outcoming() {
         let mut body = seed_example();
         body["direction"] = json!("outgoing");
-        assert_eq!(parse_call(&body, &no_defs()).unwrap().call.direction, Some(Direction::Outcoming));
+        assert_eq!(
+            parse_call(&body, &no_defs()).unwrap().call.direction,
+            Some(Direction::Outcoming)
+        );
     }
 
     #[test]
     fn custom_values_are_checked_against_their_definition() {
-        let defs = HashMap::from([("reopen_count".to_owned(), FieldType::Duration), ("topic".to_owned(), FieldType::Number)]);
+        let defs = HashMap::from([
+            ("reopen_count".to_owned(), FieldType::Duration),
+            ("topic".to_owned(), FieldType::Number),
+        ]);
         let errs = parse_call(&seed_example(), &defs).unwrap_err();
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["custom_fields.topic"]);

@@ -29,7 +29,10 @@ impl Call {
     /// updates the call it already made instead of adding a second one.
     pub fn storage_key(&self) -> CallKey {
         match &self.uid {
-            Some(uid) => CallKey { uid: uid.as_str().to_owned(), derived: false },
+            Some(uid) => CallKey {
+                uid: uid.as_str().to_owned(),
+                derived: false,
+            },
             None => {
                 let mut hash = Sha256::new();
                 hash.update(self.operator_id.as_str());
@@ -38,7 +41,10 @@ impl Call {
                 hash.update([0]);
                 hash.update(self.media_url.as_str());
                 let digest = hex::encode(&hash.finalize()[..16]);
-                CallKey { uid: format!("derived:{digest}"), derived: true }
+                CallKey {
+                    uid: format!("derived:{digest}"),
+                    derived: true,
+                }
             }
         }
     }

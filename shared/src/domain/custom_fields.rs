@@ -110,9 +110,18 @@ impl CustomValue {
         if value.is_null() {
             return Ok(Self::Null);
         }
-        let refuse = || format!("must be a {} value (this field is defined as {})", ty.as_str(), ty.as_str());
+        let refuse = || {
+            format!(
+                "must be a {} value (this field is defined as {})",
+                ty.as_str(),
+                ty.as_str()
+            )
+        };
         match ty {
-            FieldType::String => value.as_str().map(|s| Self::String(s.to_owned())).ok_or_else(refuse),
+            FieldType::String => value
+                .as_str()
+                .map(|s| Self::String(s.to_owned()))
+                .ok_or_else(refuse),
             FieldType::Number => read_number(value).map(Self::Number).ok_or_else(refuse),
             FieldType::Duration => match read_number(value) {
                 Some(n) if n >= 0.0 => Ok(Self::Duration(n)),
@@ -150,13 +159,22 @@ impl CustomValue {
     pub fn to_json(&self) -> Value {
         match self {
             Self::String(s) | Self::StringUrl(s) => Value::from(s.as_str()),
-            Self::Number(n) | Self::Duration(n) => Value::from(*n),
+            Self::Number(n) | Self::Duration(n) => number_json(*n),
             Self::StringArray(a) => Value::from(a.clone()),
-            Self::NumberArray(a) => Value::from(a.clone()),
+            Self::NumberArray(a) => Value::Array(a.iter().copied().map(number_json).collect()),
             Self::Datetime(t) => Value::from(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
             Self::Boolean(b) => Value::from(*b),
             Self::Null => Value::Null,
         }
+    }
+}
+
+/// Whole numbers stay integers (`5`, not `5.0`), as the sender wrote them.
+fn number_json(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        Value::from(n as i64)
+    } else {
+        Value::from(n)
     }
 }
 
@@ -195,7 +213,12 @@ impl CustomFields {
     }
 
     pub fn to_json(&self) -> Value {
-        Value::Object(self.0.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
+        )
     }
 }
 
@@ -210,7 +233,10 @@ mod tests {
             (json!("Минск"), FieldType::String),
             (json!(220010), FieldType::Number),
             (json!(["ru", "by", "kz"]), FieldType::StringArray),
-            (json!("https://static.tildacdn.com/x.png"), FieldType::StringUrl),
+            (
+                json!("https://static.tildacdn.com/x.png"),
+                FieldType::StringUrl,
+            ),
             (json!([175, 998, 556]), FieldType::NumberArray),
             (json!("2020-06-21T09:51:13.588Z"), FieldType::Datetime),
             (json!("true"), FieldType::Boolean),
@@ -224,19 +250,36 @@ mod tests {
 
     #[test]
     fn values_are_read_as_their_defined_type() {
-        assert_eq!(CustomValue::read(FieldType::Duration, &json!(120)), Ok(CustomValue::Duration(120.0)));
-        assert_eq!(CustomValue::read(FieldType::Number, &json!("5.5")), Ok(CustomValue::Number(5.5)));
-        assert_eq!(CustomValue::read(FieldType::Boolean, &json!("TRUE")), Ok(CustomValue::Boolean(true)));
+        assert_eq!(
+            CustomValue::read(FieldType::Duration, &json!(120)),
+            Ok(CustomValue::Duration(120.0))
+        );
+        assert_eq!(
+            CustomValue::read(FieldType::Number, &json!("5.5")),
+            Ok(CustomValue::Number(5.5))
+        );
+        assert_eq!(
+            CustomValue::read(FieldType::Boolean, &json!("TRUE")),
+            Ok(CustomValue::Boolean(true))
+        );
         assert!(CustomValue::read(FieldType::Number, &json!("five")).is_err());
         assert!(CustomValue::read(FieldType::Duration, &json!(-1)).is_err());
-        assert!(CustomValue::read(FieldType::Datetime, &json!("2020-06-21T09:51:13")).unwrap_err().contains("time zone"));
+        assert!(
+            CustomValue::read(FieldType::Datetime, &json!("2020-06-21T09:51:13"))
+                .unwrap_err()
+                .contains("time zone")
+        );
         assert!(CustomValue::read(FieldType::NumberArray, &json!([1, "x"])).is_err());
-        assert_eq!(CustomValue::read(FieldType::String, &Value::Null), Ok(CustomValue::Null));
+        assert_eq!(
+            CustomValue::read(FieldType::String, &Value::Null),
+            Ok(CustomValue::Null)
+        );
     }
 
     #[test]
     fn datetimes_are_stored_in_utc() {
-        let v = CustomValue::read(FieldType::Datetime, &json!("2020-06-21T09:51:13.588+03")).unwrap();
+        let v =
+            CustomValue::read(FieldType::Datetime, &json!("2020-06-21T09:51:13.588+03")).unwrap();
         assert_eq!(v.to_json(), json!("2020-06-21T06:51:13.588Z"));
     }
 }

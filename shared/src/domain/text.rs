@@ -61,7 +61,10 @@ mod tests {
 
     #[test]
     fn ids_are_trimmed_and_bounded() {
-        assert_eq!(ExternalId::parse("  op@x.org ").unwrap().as_str(), "op@x.org");
+        assert_eq!(
+            ExternalId::parse("  op@x.org ").unwrap().as_str(),
+            "op@x.org"
+        );
         assert_eq!(ExternalId::parse("   "), Err(IdError::Empty));
         assert_eq!(ExternalId::parse(&"x".repeat(256)), Err(IdError::TooLong));
     }

@@ -73,7 +73,10 @@ fn parse_offset(zone: &str) -> Option<FixedOffset> {
     }
     let (hours, minutes) = match digits.len() {
         2 => (digits.parse::<i32>().ok()?, 0),
-        4 => (digits[..2].parse::<i32>().ok()?, digits[2..].parse::<i32>().ok()?),
+        4 => (
+            digits[..2].parse::<i32>().ok()?,
+            digits[2..].parse::<i32>().ok()?,
+        ),
         _ => return None,
     };
     if hours > 23 || minutes > 59 {
@@ -116,8 +119,14 @@ mod tests {
         ] {
             assert_eq!(parse_zoned(s).unwrap(), expected, "{s}");
         }
-        assert_eq!(parse_zoned("2019-08-09T18:31:42Z").unwrap(), utc("2019-08-09T18:31:42Z"));
-        assert_eq!(parse_zoned("2019-08-09T18:31:42+00:00").unwrap(), utc("2019-08-09T18:31:42Z"));
+        assert_eq!(
+            parse_zoned("2019-08-09T18:31:42Z").unwrap(),
+            utc("2019-08-09T18:31:42Z")
+        );
+        assert_eq!(
+            parse_zoned("2019-08-09T18:31:42+00:00").unwrap(),
+            utc("2019-08-09T18:31:42Z")
+        );
     }
 
     #[test]

@@ -44,7 +44,11 @@ pub async fn ensure_organisation(pool: &PgPool, name: &str) -> Result<Uuid, Acco
     Ok(id)
 }
 
-pub async fn ensure_department(pool: &PgPool, organisation_id: Uuid, name: &str) -> Result<Uuid, AccountError> {
+pub async fn ensure_department(
+    pool: &PgPool,
+    organisation_id: Uuid,
+    name: &str,
+) -> Result<Uuid, AccountError> {
     sqlx::query_scalar(
         "INSERT INTO departments (id, organisation_id, name) VALUES ($1, $2, $3)
          ON CONFLICT (organisation_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
@@ -86,11 +90,13 @@ pub async fn find_integration(
     organisation_id: Uuid,
     name: &str,
 ) -> Result<Option<Uuid>, AccountError> {
-    Ok(sqlx::query_scalar("SELECT id FROM integrations WHERE organisation_id = $1 AND name = $2")
-        .bind(organisation_id)
-        .bind(name)
-        .fetch_optional(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT id FROM integrations WHERE organisation_id = $1 AND name = $2")
+            .bind(organisation_id)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 /// The old token stops working once gateways' auth caches expire (`auth.cache_ttl_secs`).
@@ -109,7 +115,10 @@ pub async fn rotate_token(pool: &PgPool, integration_id: Uuid) -> Result<String,
     Ok(token)
 }
 
-pub async fn integration_auth(pool: &PgPool, integration_id: Uuid) -> Result<Option<IntegrationAuth>, sqlx::Error> {
+pub async fn integration_auth(
+    pool: &PgPool,
+    integration_id: Uuid,
+) -> Result<Option<IntegrationAuth>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, organisation_id, token_hash, success_status FROM integrations WHERE id = $1",
     )

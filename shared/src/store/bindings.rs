@@ -73,7 +73,11 @@ pub fn validate(rows: &[BindingRow]) -> Result<(), Vec<RowError>> {
     let mut first_seen: HashMap<&str, usize> = HashMap::new();
     for (index, row) in rows.iter().enumerate() {
         match row.email.as_deref().map(str::trim) {
-            None | Some("") => errors.push(RowError { index, field: "email", problem: RowProblem::Required }),
+            None | Some("") => errors.push(RowError {
+                index,
+                field: "email",
+                problem: RowProblem::Required,
+            }),
             Some(email) if !email.contains('@') => errors.push(RowError {
                 index,
                 field: "email",
@@ -82,32 +86,46 @@ pub fn validate(rows: &[BindingRow]) -> Result<(), Vec<RowError>> {
             Some(_) => {}
         }
         match row.integration_uid.as_deref().map(str::trim) {
-            None | Some("") => {
-                errors.push(RowError { index, field: "integration_uid", problem: RowProblem::Required })
-            }
+            None | Some("") => errors.push(RowError {
+                index,
+                field: "integration_uid",
+                problem: RowProblem::Required,
+            }),
             Some(uid) => {
                 if let Some(first) = first_seen.insert(uid, index) {
                     first_seen.insert(uid, first);
                     errors.push(RowError {
                         index,
                         field: "integration_uid",
-                        problem: RowProblem::Duplicate { uid: uid.to_owned(), first_index: first },
+                        problem: RowProblem::Duplicate {
+                            uid: uid.to_owned(),
+                            first_index: first,
+                        },
                     });
                 }
             }
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
-pub async fn import(pool: &PgPool, integration_id: Uuid, rows: &[BindingRow]) -> Result<ImportSummary, ImportError> {
+pub async fn import(
+    pool: &PgPool,
+    integration_id: Uuid,
+    rows: &[BindingRow],
+) -> Result<ImportSummary, ImportError> {
     validate(rows).map_err(ImportError::Invalid)?;
     let mut tx = pool.begin().await?;
-    let organisation_id: Uuid = sqlx::query_scalar("SELECT organisation_id FROM integrations WHERE id = $1")
-        .bind(integration_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(ImportError::UnknownIntegration(integration_id))?;
+    let organisation_id: Uuid =
+        sqlx::query_scalar("SELECT organisation_id FROM integrations WHERE id = $1")
+            .bind(integration_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(ImportError::UnknownIntegration(integration_id))?;
 
     let mut uids = Vec::with_capacity(rows.len());
     for row in rows {
@@ -169,20 +187,35 @@ pub async fn import(pool: &PgPool, integration_id: Uuid, rows: &[BindingRow]) ->
     .await?
     .rows_affected();
     tx.commit().await?;
-    Ok(ImportSummary { imported: rows.len() as u64, deactivated })
+    Ok(ImportSummary {
+        imported: rows.len() as u64,
+        deactivated,
+    })
 }
 
 /// Reads the product's CSV (`email,first_name,last_name,integration_uid`; `department` and
 /// `active` columns may follow). Errors carry the CSV line number (the header is line 1).
 pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<BindingRow>, Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
-    let headers = reader.headers().map_err(|e| vec![format!("line 1: {e}")])?.clone();
-    let missing: Vec<_> = CSV_HEADER.iter().filter(|h| !headers.iter().any(|x| x == **h)).collect();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|e| vec![format!("line 1: {e}")])?
+        .clone();
+    let missing: Vec<_> = CSV_HEADER
+        .iter()
+        .filter(|h| !headers.iter().any(|x| x == **h))
+        .collect();
     if !missing.is_empty() {
         return Err(vec![format!(
             "line 1: the header must be {} (missing {})",
             CSV_HEADER.join(","),
-            missing.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", ")
+            missing
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )]);
     }
     let column = |name: &str| headers.iter().position(|h| h == name);
@@ -198,13 +231,19 @@ pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<BindingRow>, Vec<Strin
                 continue;
             }
         };
-        let get = |idx: Option<usize>| idx.and_then(|i| record.get(i)).filter(|v| !v.is_empty()).map(str::to_owned);
+        let get = |idx: Option<usize>| {
+            idx.and_then(|i| record.get(i))
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
         let active = match get(active).map(|v| v.to_ascii_lowercase()) {
             None => None,
             Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Some(true),
             Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Some(false),
             Some(v) => {
-                errors.push(format!("line {line}: active must be true or false, not {v:?}"));
+                errors.push(format!(
+                    "line {line}: active must be true or false, not {v:?}"
+                ));
                 None
             }
         };
@@ -220,10 +259,16 @@ pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<BindingRow>, Vec<Strin
     if let Err(row_errors) = validate(&rows) {
         let line = |index: usize| format!("line {}", index + 2);
         errors.extend(
-            row_errors.iter().map(|e| format!("{}: {} {}", line(e.index), e.field, e.describe(line))),
+            row_errors
+                .iter()
+                .map(|e| format!("{}: {} {}", line(e.index), e.field, e.describe(line))),
         );
     }
-    if errors.is_empty() { Ok(rows) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The integration's active bindings, in the import format.
@@ -242,7 +287,9 @@ pub async fn export_csv(pool: &PgPool, integration_id: Uuid) -> Result<String, s
     for (email, first, last, uid) in rows {
         writer.write_record([email, first, last, uid]).map_err(io)?;
     }
-    let bytes = writer.into_inner().map_err(|e| sqlx::Error::Protocol(format!("csv: {e}")))?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| sqlx::Error::Protocol(format!("csv: {e}")))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -252,7 +299,11 @@ mod tests {
 
     #[test]
     fn the_products_csv_example_parses() {
-        let rows = parse_csv("email,first_name,last_name,integration_uid\ntel1@example.org,Иван,Буров,1\n".as_bytes()).unwrap();
+        let rows = parse_csv(
+            "email,first_name,last_name,integration_uid\ntel1@example.org,Иван,Буров,1\n"
+                .as_bytes(),
+        )
+        .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].integration_uid.as_deref(), Some("1"));
         assert_eq!(rows[0].first_name.as_deref(), Some("Иван"));
@@ -279,6 +330,7 @@ mod tests {
     #[test]
     fn a_wrong_header_is_refused() {
         let errors = parse_csv("mail,name\nx,y\n".as_bytes()).unwrap_err();
-        assert!(errors[0].starts_with("line 1: the header must be email,first_name,last_name,integration_uid"));
+        assert!(errors[0]
+            .starts_with("line 1: the header must be email,first_name,last_name,integration_uid"));
     }
 }

@@ -7,12 +7,16 @@ use uuid::Uuid;
 
 use crate::domain::FieldType;
 
-pub async fn load(pool: &PgPool, organisation_id: Uuid) -> Result<HashMap<String, FieldType>, sqlx::Error> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT key, field_type FROM custom_field_definitions WHERE organisation_id = $1")
-            .bind(organisation_id)
-            .fetch_all(pool)
-            .await?;
+pub async fn load(
+    pool: &PgPool,
+    organisation_id: Uuid,
+) -> Result<HashMap<String, FieldType>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT key, field_type FROM custom_field_definitions WHERE organisation_id = $1",
+    )
+    .bind(organisation_id)
+    .fetch_all(pool)
+    .await?;
     Ok(rows
         .into_iter()
         .filter_map(|(key, ty)| ty.parse().ok().map(|ty| (key, ty)))
@@ -20,7 +24,11 @@ pub async fn load(pool: &PgPool, organisation_id: Uuid) -> Result<HashMap<String
 }
 
 /// Registers first-seen keys; a key another request registered first keeps its type.
-pub async fn register(pool: &PgPool, organisation_id: Uuid, fields: &[(String, FieldType)]) -> Result<(), sqlx::Error> {
+pub async fn register(
+    pool: &PgPool,
+    organisation_id: Uuid,
+    fields: &[(String, FieldType)],
+) -> Result<(), sqlx::Error> {
     let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
     let types: Vec<&str> = fields.iter().map(|(_, t)| t.as_str()).collect();
     sqlx::query(
@@ -37,7 +45,12 @@ pub async fn register(pool: &PgPool, organisation_id: Uuid, fields: &[(String, F
 }
 
 /// Defines (or redefines) a field's type ahead of its first value, e.g. a `duration`.
-pub async fn define(pool: &PgPool, organisation_id: Uuid, key: &str, ty: FieldType) -> Result<(), sqlx::Error> {
+pub async fn define(
+    pool: &PgPool,
+    organisation_id: Uuid,
+    key: &str,
+    ty: FieldType,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO custom_field_definitions (organisation_id, key, field_type) VALUES ($1, $2, $3)
          ON CONFLICT (organisation_id, key) DO UPDATE SET field_type = EXCLUDED.field_type",

@@ -1,0 +1,139 @@
+//! Every error the gateway answers, mapped to the contract's JSON:API error documents here
+//! and nowhere else. Internal errors are logged and answered without their details.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use shared::contract::FieldErrors;
+
+/// Seconds a client is told to wait before retrying a call we could not queue.
+const RETRY_AFTER_SECS: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or wrong token")]
+    Unauthorized(&'static str),
+    #[error("not found")]
+    NotFound(String),
+    #[error("body over {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("invalid fields: {0}")]
+    Invalid(FieldErrors),
+    /// (field name, JSON pointer, message) for requests that are not calls.
+    #[error("invalid request")]
+    InvalidRows(Vec<(String, String, String)>),
+    #[error("cannot queue right now: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            // The database being unreachable is a reason to retry, not a bug.
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable(format!("database: {e}"))
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Invalid(_) | Self::InvalidRows(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn errors(&self) -> Vec<Value> {
+        let status = self.status();
+        let one = |detail: String| vec![error_object(status, detail, None)];
+        match self {
+            Self::Unauthorized(why) => one((*why).to_owned()),
+            Self::NotFound(what) => one(what.clone()),
+            Self::PayloadTooLarge { limit } => one(format!(
+                "the body is larger than {limit} bytes; send one call per request"
+            )),
+            Self::UnsupportedMediaType(why) => one(why.clone()),
+            Self::Invalid(fields) => fields
+                .iter()
+                .map(|e| {
+                    error_object(
+                        status,
+                        format!("{} {}", e.field, e.message),
+                        Some((&e.field, &e.pointer, &e.message)),
+                    )
+                })
+                .collect(),
+            Self::InvalidRows(rows) => rows
+                .iter()
+                .map(|(field, pointer, message)| {
+                    error_object(
+                        status,
+                        format!("{field} {message}"),
+                        Some((field, pointer, message)),
+                    )
+                })
+                .collect(),
+            Self::Unavailable(_) => {
+                one("the call could not be queued right now; retry later".into())
+            }
+            Self::Internal(_) => one("internal error".into()),
+        }
+    }
+}
+
+fn error_object(
+    status: StatusCode,
+    detail: String,
+    field: Option<(&String, &String, &String)>,
+) -> Value {
+    let code = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase()
+        .replace(' ', "_");
+    let mut object = json!({
+        "status": status.as_u16(),
+        "code": code,
+        "title": "Error in request processing",
+        "detail": detail,
+    });
+    if let Some((name, pointer, message)) = field {
+        object["fields"] = json!({ name.as_str(): [message] });
+        object["source"] = json!({ "pointer": pointer });
+    }
+    object
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            Self::Unavailable(why) => tracing::warn!(%why, "answering 503"),
+            _ => {}
+        }
+        let mut response =
+            (self.status(), Json(json!({ "errors": self.errors() }))).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/vnd.api+json"),
+        );
+        if matches!(self, Self::Unavailable(_)) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}

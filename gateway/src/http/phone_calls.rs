@@ -1,0 +1,310 @@
+//! `POST /api/v1/integrations/{integration_id}/phone_calls` takes a call; `GET .../{uid}`
+//! shows what became of it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use shared::contract::{parse_call, ParsedCall};
+use shared::domain::FieldType;
+use shared::message::{CallEnvelope, CallMessage};
+use shared::store::fields;
+use uuid::Uuid;
+
+use super::auth::Integration;
+use super::error::ApiError;
+use crate::queued::QueuedNote;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/integrations/{integration_id}/phone_calls",
+            post(create),
+        )
+        .route(
+            "/api/v1/integrations/{integration_id}/phone_calls/{uid}",
+            get(show),
+        )
+}
+
+#[tracing::instrument(skip_all, fields(integration = %integration.0.id, uid))]
+async fn create(
+    State(app): State<AppState>,
+    integration: Integration,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let integration = integration.0;
+    let body = read_json(&headers, body, app.settings.http.body_limit_bytes)?;
+    let ParsedCall { call, .. } =
+        parse_with_definitions(&app, integration.organisation_id, &body).await?;
+    let key = call.storage_key();
+    tracing::Span::current().record("uid", key.uid.as_str());
+
+    let envelope = CallEnvelope {
+        ingest_id: Uuid::now_v7(),
+        integration_id: integration.id,
+        organisation_id: integration.organisation_id,
+        received_at: Utc::now(),
+        call,
+    };
+    let (ingest_id, received_at) = (envelope.ingest_id, envelope.received_at);
+    app.publisher
+        .publish(&CallMessage::V1(envelope).to_bytes())
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+
+    app.queued.note(QueuedNote {
+        ingest_id,
+        integration_id: integration.id,
+        uid: key.uid.clone(),
+        received_at,
+    });
+    let status =
+        StatusCode::from_u16(integration.success_status as u16).unwrap_or(StatusCode::ACCEPTED);
+    let document = json!({"data": {
+        "type": "phone_calls",
+        "id": key.uid,
+        "attributes": {"status": "queued", "uid_derived": key.derived, "ingest_id": ingest_id, "received_at": received_at},
+    }});
+    Ok((status, Json(document)).into_response())
+}
+
+/// 415 for what is not JSON, 413 over the limit (axum's body limit reports it here).
+fn read_json(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Value, ApiError> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let content_type = content_type
+            .to_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type must be application/json, not {essence:?}"
+            )));
+        }
+    }
+    let bytes = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit },
+        _ => ApiError::UnsupportedMediaType(format!("the body could not be read: {rejection}")),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::UnsupportedMediaType(format!(
+            "the body is not valid JSON ({e}); send the call as a JSON object"
+        ))
+    })
+}
+
+/// Parses against the organisation's field definitions; keys seen for the first time are
+/// registered with their inferred type, then the call is read again against what the
+/// database holds, so two first values racing for one key agree on its type.
+async fn parse_with_definitions(
+    app: &AppState,
+    organisation_id: Uuid,
+    body: &Value,
+) -> Result<ParsedCall, ApiError> {
+    let definitions = field_definitions(app, organisation_id).await?;
+    let parsed = parse_call(body, definitions.as_ref()).map_err(ApiError::Invalid)?;
+    if parsed.new_fields.is_empty() {
+        return Ok(parsed);
+    }
+    fields::register(&app.pool, organisation_id, &parsed.new_fields).await?;
+    app.field_definitions.invalidate(&organisation_id);
+    let definitions = field_definitions(app, organisation_id).await?;
+    parse_call(body, definitions.as_ref()).map_err(ApiError::Invalid)
+}
+
+async fn field_definitions(
+    app: &AppState,
+    organisation_id: Uuid,
+) -> Result<Arc<HashMap<String, FieldType>>, ApiError> {
+    Ok(app
+        .field_definitions
+        .get_or_load(&organisation_id, fields::load(&app.pool, organisation_id))
+        .await?)
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredCall {
+    uid: String,
+    uid_derived: bool,
+    operator_id: String,
+    started_at: DateTime<Utc>,
+    direction: Option<String>,
+    duration: Option<f64>,
+    client_phone_number: Option<String>,
+    phone_call_chain_uid: Option<String>,
+    nps: Option<f64>,
+    media_url: String,
+    custom_fields: Value,
+    transcription: Option<Value>,
+    client: Option<Value>,
+    media_reachable: Option<bool>,
+    media_http_status: Option<i32>,
+    media_content_type: Option<String>,
+    media_content_length: Option<i64>,
+    media_insecure: bool,
+    media_error: Option<String>,
+    media_checked_at: Option<DateTime<Utc>>,
+    received_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    user_id: Uuid,
+    email: String,
+    first_name: String,
+    last_name: String,
+    department_id: Option<Uuid>,
+    department_name: Option<String>,
+    client_id: Option<Uuid>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeadLetter {
+    reason: String,
+    detail: String,
+    attempts: i32,
+    first_failed_at: DateTime<Utc>,
+    last_failed_at: DateTime<Utc>,
+}
+
+async fn show(
+    State(app): State<AppState>,
+    integration: Integration,
+    Path((_, uid)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let integration_id = integration.0.id;
+    let stored: Option<StoredCall> = sqlx::query_as(
+        "SELECT c.uid, c.uid_derived, c.operator_id, c.started_at, c.direction, c.duration,
+                c.client_phone_number, c.phone_call_chain_uid, c.nps, c.media_url, c.custom_fields,
+                c.transcription, c.client, c.media_reachable, c.media_http_status, c.media_content_type,
+                c.media_content_length, c.media_insecure, c.media_error, c.media_checked_at,
+                c.received_at, c.updated_at, c.user_id, u.email, u.first_name, u.last_name,
+                c.department_id, d.name AS department_name, c.client_id
+         FROM calls c
+         JOIN users u ON u.id = c.user_id
+         LEFT JOIN departments d ON d.id = c.department_id
+         WHERE c.integration_id = $1 AND c.uid = $2",
+    )
+    .bind(integration_id)
+    .bind(&uid)
+    .fetch_optional(&app.pool)
+    .await?;
+    if let Some(call) = stored {
+        return Ok(Json(stored_document(call)).into_response());
+    }
+
+    let dead: Option<DeadLetter> = sqlx::query_as(
+        "SELECT reason, detail, attempts, first_failed_at, last_failed_at FROM dead_letters
+         WHERE integration_id = $1 AND uid = $2 ORDER BY last_failed_at DESC LIMIT 1",
+    )
+    .bind(integration_id)
+    .bind(&uid)
+    .fetch_optional(&app.pool)
+    .await?;
+    if let Some(dead) = dead {
+        let replay = match dead.reason.as_str() {
+            "operator_not_found" | "operator_inactive" => {
+                "once an active operator is bound to this operator_id (import_user_account_bindings), the call can be replayed"
+            }
+            _ => "the call is kept and can be replayed once the cause is fixed",
+        };
+        return Ok(Json(json!({"data": {
+            "type": "phone_calls",
+            "id": uid,
+            "attributes": {
+                "status": "dead_lettered",
+                "reason": dead.reason,
+                "detail": dead.detail,
+                "attempts": dead.attempts,
+                "first_failed_at": dead.first_failed_at,
+                "last_failed_at": dead.last_failed_at,
+                "replay": replay,
+            },
+        }}))
+        .into_response());
+    }
+
+    let queued: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT max(received_at) FROM queued_calls WHERE integration_id = $1 AND uid = $2",
+    )
+    .bind(integration_id)
+    .bind(&uid)
+    .fetch_one(&app.pool)
+    .await?;
+    match queued {
+        Some(received_at) => Ok(Json(json!({"data": {
+            "type": "phone_calls",
+            "id": uid,
+            "attributes": {"status": "queued", "received_at": received_at},
+        }}))
+        .into_response()),
+        None => Err(ApiError::NotFound(format!(
+            "no call with uid {uid:?} in this integration"
+        ))),
+    }
+}
+
+fn stored_document(c: StoredCall) -> Value {
+    let mut included = vec![json!({"type": "users", "id": c.user_id,
+        "attributes": {"email": c.email, "first_name": c.first_name, "last_name": c.last_name}})];
+    if let Some(id) = c.department_id {
+        included.push(
+            json!({"type": "departments", "id": id, "attributes": {"name": c.department_name}}),
+        );
+    }
+    if let Some(id) = c.client_id {
+        included.push(json!({"type": "clients", "id": id, "attributes": c.client}));
+    }
+    json!({
+        "data": {
+            "type": "phone_calls",
+            "id": c.uid,
+            "attributes": {
+                "status": "stored",
+                "uid": c.uid,
+                "uid_derived": c.uid_derived,
+                "operator_id": c.operator_id,
+                "department": c.department_name,
+                "started_at": c.started_at,
+                "direction": c.direction,
+                "duration": c.duration,
+                "client_phone_number": c.client_phone_number,
+                "phone_call_chain_uid": c.phone_call_chain_uid,
+                "nps": c.nps,
+                "media_url": c.media_url,
+                "client": c.client,
+                "custom_fields": c.custom_fields,
+                "transcription": c.transcription,
+                "media": {
+                    "reachable": c.media_reachable,
+                    "http_status": c.media_http_status,
+                    "content_type": c.media_content_type,
+                    "content_length": c.media_content_length,
+                    "insecure": c.media_insecure,
+                    "error": c.media_error,
+                    "checked_at": c.media_checked_at,
+                },
+                "received_at": c.received_at,
+                "updated_at": c.updated_at,
+            },
+            "relationships": {
+                "operator": {"data": {"type": "users", "id": c.user_id}},
+                "department": {"data": c.department_id.map(|id| json!({"type": "departments", "id": id}))},
+                "client": {"data": c.client_id.map(|id| json!({"type": "clients", "id": id}))},
+            },
+        },
+        "included": included,
+    })
+}

@@ -1,0 +1,10 @@
+//! The gateway: authenticates, validates, and answers 2xx only once the broker confirmed.
+
+pub mod cache;
+pub mod http;
+pub mod publisher;
+pub mod queued;
+pub mod startup;
+pub mod state;
+
+pub use startup::Application;

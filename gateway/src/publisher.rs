@@ -1,0 +1,166 @@
+//! Publishing calls with publisher confirms over a pool of channels, so that no request
+//! waits behind another's confirm, and reconnecting when the broker comes back.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::Confirmation;
+use lapin::{BasicProperties, Channel, Connection};
+use shared::broker::{self, Topology};
+use shared::config::BrokerSettings;
+use tokio::sync::{Mutex, RwLock};
+
+/// After a failed connect, requests fail fast for this long instead of each retrying.
+const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    #[error("broker did not confirm in time")]
+    ConfirmTimeout,
+    #[error("broker refused the message")]
+    Nacked,
+    #[error("no queue received the message (is the topology declared?)")]
+    Unroutable,
+}
+
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: BrokerSettings,
+    topology: Topology,
+    live: RwLock<Option<Live>>,
+    last_attempt: Mutex<Option<Instant>>,
+    next_channel: AtomicUsize,
+}
+
+struct Live {
+    connection: Connection,
+    channels: Vec<Channel>,
+}
+
+impl Live {
+    fn healthy(&self) -> bool {
+        self.connection.status().connected() && self.channels.iter().all(|c| c.status().connected())
+    }
+}
+
+impl Publisher {
+    /// Does not connect: the first publish (or readiness check) does, so a gateway starts
+    /// and answers 503 while the broker is down.
+    pub fn new(settings: BrokerSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                topology: Topology::new(&settings),
+                settings,
+                live: RwLock::new(None),
+                last_attempt: Mutex::new(None),
+                next_channel: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Resolves only once the broker has confirmed the message durably queued.
+    pub async fn publish(&self, payload: &[u8]) -> Result<(), PublishError> {
+        let channel = self.channel().await?;
+        let result = self.publish_on(&channel, payload).await;
+        if result.is_err() && !channel.status().connected() {
+            self.inner.live.write().await.take();
+        }
+        result
+    }
+
+    /// Connects if needed; true when publishing would be attempted now.
+    pub async fn ready(&self) -> bool {
+        self.channel().await.is_ok()
+    }
+
+    async fn publish_on(&self, channel: &Channel, payload: &[u8]) -> Result<(), PublishError> {
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into());
+        let publish = async {
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    self.inner.topology.work_queue.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    payload,
+                    properties,
+                )
+                .await?;
+            confirm.await
+        };
+        match tokio::time::timeout(self.inner.settings.confirm_timeout(), publish).await {
+            Err(_) => Err(PublishError::ConfirmTimeout),
+            Ok(Err(e)) => Err(PublishError::Unavailable(e.to_string())),
+            Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+            Ok(Ok(Confirmation::Ack(Some(_returned)))) => Err(PublishError::Unroutable),
+            Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
+            // Only possible without confirm_select, which every pooled channel has.
+            Ok(Ok(Confirmation::NotRequested)) => Err(PublishError::Nacked),
+        }
+    }
+
+    async fn channel(&self) -> Result<Channel, PublishError> {
+        if let Some(channel) = self.pick().await {
+            return Ok(channel);
+        }
+        let mut last_attempt = self.inner.last_attempt.lock().await;
+        // Another request may have reconnected while this one waited for the lock.
+        if let Some(channel) = self.pick().await {
+            return Ok(channel);
+        }
+        if last_attempt.is_some_and(|t| t.elapsed() < RECONNECT_BACKOFF) {
+            return Err(PublishError::Unavailable("reconnecting".into()));
+        }
+        *last_attempt = Some(Instant::now());
+        let live = self.connect().await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot connect to the broker");
+            PublishError::Unavailable(e.to_string())
+        })?;
+        tracing::info!(channels = live.channels.len(), "connected to the broker");
+        let channel = live.channels[0].clone();
+        *self.inner.live.write().await = Some(live);
+        Ok(channel)
+    }
+
+    async fn pick(&self) -> Option<Channel> {
+        let live = self.inner.live.read().await;
+        let live = live.as_ref().filter(|l| l.healthy())?;
+        let i = self.inner.next_channel.fetch_add(1, Ordering::Relaxed) % live.channels.len();
+        Some(live.channels[i].clone())
+    }
+
+    async fn connect(&self) -> Result<Live, broker::BrokerError> {
+        let connection = broker::connect(&self.inner.settings, "gateway").await?;
+        let setup = async {
+            let mut channels = Vec::with_capacity(self.inner.settings.publish_channels.max(1));
+            for _ in 0..self.inner.settings.publish_channels.max(1) {
+                let channel = connection.create_channel().await?;
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await?;
+                channels.push(channel);
+            }
+            self.inner.topology.declare(&channels[0]).await?;
+            Ok::<_, lapin::Error>(channels)
+        };
+        let channels = tokio::time::timeout(self.inner.settings.connect_timeout(), setup)
+            .await
+            .map_err(|_| broker::BrokerError::ConnectTimeout)??;
+        Ok(Live {
+            connection,
+            channels,
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! Notes of accepted calls, so GET can say "queued" before a worker has stored one. Written
+//! in batches off the request path: a lost note only means GET says 404 until the call is
+//! stored, while a database write per request would cap throughput.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+const BATCH: usize = 1000;
+
+pub struct QueuedNote {
+    pub ingest_id: Uuid,
+    pub integration_id: Uuid,
+    pub uid: String,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+pub struct QueuedNotes {
+    tx: mpsc::Sender<QueuedNote>,
+}
+
+impl QueuedNotes {
+    /// Spawns the writer; it ends when every sender is dropped, after a last flush.
+    pub fn spawn(pool: PgPool) -> Self {
+        let (tx, rx) = mpsc::channel(10 * BATCH);
+        tokio::spawn(write_batches(pool, rx));
+        Self { tx }
+    }
+
+    pub fn note(&self, note: QueuedNote) {
+        if self.tx.try_send(note).is_err() {
+            tracing::debug!("queued-notes buffer full, note dropped");
+        }
+    }
+}
+
+async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<QueuedNote>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        if let Err(e) = insert(&pool, &batch).await {
+            tracing::warn!(error = %e, notes = batch.len(), "could not record queued calls");
+        }
+        batch.clear();
+    }
+}
+
+async fn insert(pool: &PgPool, batch: &[QueuedNote]) -> Result<(), sqlx::Error> {
+    let ingest: Vec<Uuid> = batch.iter().map(|n| n.ingest_id).collect();
+    let integration: Vec<Uuid> = batch.iter().map(|n| n.integration_id).collect();
+    let uid: Vec<&str> = batch.iter().map(|n| n.uid.as_str()).collect();
+    let received: Vec<DateTime<Utc>> = batch.iter().map(|n| n.received_at).collect();
+    sqlx::query(
+        "INSERT INTO queued_calls (ingest_id, integration_id, uid, received_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&ingest)
+    .bind(&integration)
+    .bind(&uid)
+    .bind(&received)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

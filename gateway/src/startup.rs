@@ -1,0 +1,55 @@
+//! Building and running the gateway: binds first (port 0 works), so tests know the port.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::config::Settings;
+use tokio::net::TcpListener;
+
+use crate::cache::TtlCache;
+use crate::publisher::Publisher;
+use crate::queued::QueuedNotes;
+use crate::state::AppState;
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = shared::store::pool(&settings.database)?;
+        let ttl = Duration::from_secs(settings.auth.cache_ttl_secs);
+        let state = AppState {
+            publisher: Publisher::new(settings.broker.clone()),
+            queued: QueuedNotes::spawn(pool.clone()),
+            integrations: Arc::new(TtlCache::new(ttl)),
+            field_definitions: Arc::new(TtlCache::new(ttl)),
+            pool,
+            settings: Arc::new(settings),
+        };
+        let listener = TcpListener::bind(state.settings.http.listen).await?;
+        Ok(Self {
+            listener,
+            router: crate::http::router(state),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests (each bounded by
+    /// `http.request_timeout_ms`).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

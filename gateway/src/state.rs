@@ -1,0 +1,23 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use shared::config::Settings;
+use shared::domain::FieldType;
+use shared::store::accounts::IntegrationAuth;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::cache::TtlCache;
+use crate::publisher::Publisher;
+use crate::queued::QueuedNotes;
+
+/// What every request handler may use; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: PgPool,
+    pub publisher: Publisher,
+    pub queued: QueuedNotes,
+    pub integrations: Arc<TtlCache<Uuid, Option<IntegrationAuth>>>,
+    pub field_definitions: Arc<TtlCache<Uuid, HashMap<String, FieldType>>>,
+}

@@ -1,0 +1,21 @@
+use shared::config::Settings;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    shared::telemetry::init(&settings.log);
+    let worker = worker::Worker::build(&settings)?;
+    worker.run_until_stopped(shutdown_signal()).await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down: finishing in-flight messages");
+}
