@@ -1,1 +1,432 @@
+//! Black-box harness: every test gets its own database (cloned from a migrated template),
+//! its own queue names, a real gateway on a free port and, unless asked otherwise, a real
+//! worker, all against the machine's PostgreSQL and RabbitMQ. Nothing is mocked.
 
+pub mod media_server;
+pub mod proxy;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use shared::config::Settings;
+use shared::store::{accounts, bindings};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The original page's example, verbatim.
+pub fn seed_example() -> Value {
+    json!({
+        "operator_id": "operator@email.com",
+        "started_at": "2020-06-21T09:51:13.588Z+03",
+        "direction": "incoming",
+        "duration": 410.1,
+        "client_phone_number": "+375332222453",
+        "media_url": "https://file-examples.com/wp-content/uploads/2017/11/file_example_WAV_1MG.wav",
+        "uid": "7b2331ca-adcb-4f15-811b-6b6cfddb2baf",
+        "client": {
+            "id": "client@email.com",
+            "company_name": "Test Company",
+            "first_name": "John",
+            "last_name": "Doe"
+        },
+        "custom_fields": {
+            "opened_at": "2020-06-21T09:51:13.588Z",
+            "reopen_count": 5,
+            "topic": "Поддержка",
+            "sub-topic": "Возобновление доступа"
+        }
+    })
+}
+
+/// A minimal valid call for `operator@email.com` with a media URL nobody probes.
+pub fn call(uid: &str) -> Value {
+    json!({
+        "operator_id": "operator@email.com",
+        "started_at": "2024-03-01T10:00:00+03",
+        "media_url": "https://recordings.invalid/x.wav",
+        "uid": uid,
+    })
+}
+
+pub struct TestEnv {
+    pub settings: Settings,
+    pub pool: PgPool,
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub admin_token: String,
+    db_name: String,
+    gateway_stop: Option<oneshot::Sender<()>>,
+    worker_stop: Option<oneshot::Sender<()>>,
+    worker_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// An integration of a fresh organisation, with `operator@email.com` bound and active in
+/// the department "Support".
+pub struct Integration {
+    pub id: Uuid,
+    pub organisation_id: Uuid,
+    pub token: String,
+    pub url: String,
+}
+
+pub struct Options {
+    pub worker: bool,
+    pub customize: Box<dyn FnOnce(&mut Settings) + Send>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            customize: Box::new(|_| {}),
+        }
+    }
+}
+
+impl TestEnv {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let db_name = format!("callq_test_{}", Uuid::new_v4().simple());
+        create_database(&db_name).await;
+        let admin_token = format!("admin-{}", Uuid::new_v4().simple());
+        let mut settings = Settings::defaults();
+        settings.http.listen = "127.0.0.1:0".parse().expect("address");
+        settings.database.url =
+            SecretString::from(format!("postgres://postgres@127.0.0.1:5432/{db_name}"));
+        settings.database.max_connections = 4;
+        settings.broker.url = SecretString::from(AMQP_URL);
+        settings.broker.queue_prefix = format!("test.{}", Uuid::new_v4().simple());
+        settings.broker.publish_channels = 2;
+        settings.broker.confirm_timeout_ms = 3000;
+        settings.broker.connect_timeout_ms = 3000;
+        settings.admin.token = SecretString::from(admin_token.clone());
+        settings.auth.cache_ttl_secs = 1;
+        settings.worker.requeue_delay_ms = 200;
+        settings.media.allow_loopback = true;
+        settings.media.timeout_ms = 2000;
+        settings.media.connect_timeout_ms = 1000;
+        (options.customize)(&mut settings);
+        shared::telemetry::init(&shared::config::LogSettings {
+            filter: std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            format: shared::config::LogFormat::Text,
+        });
+
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&format!("postgres://postgres@127.0.0.1:5432/{db_name}"))
+            .await
+            .expect("connect to the test database");
+
+        let gateway = gateway::Application::build(settings.clone())
+            .await
+            .expect("build gateway");
+        let base_url = format!("http://127.0.0.1:{}", gateway.port());
+        let (gateway_stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(gateway.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+
+        let mut env = Self {
+            settings,
+            pool,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("http client"),
+            base_url,
+            admin_token,
+            db_name,
+            gateway_stop: Some(gateway_stop),
+            worker_stop: None,
+            worker_task: None,
+        };
+        if options.worker {
+            env.start_worker();
+        }
+        env
+    }
+
+    /// Starts an in-process worker with the test's settings (one at a time).
+    pub fn start_worker(&mut self) {
+        let worker = worker::Worker::build(&self.settings).expect("build worker");
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.worker_stop = Some(stop);
+        self.worker_task = Some(tokio::spawn(worker.run_until_stopped(async move {
+            let _ = stopped.await;
+        })));
+    }
+
+    /// Stops the in-process worker gracefully: in-flight messages are finished and acked.
+    pub async fn stop_worker(&mut self) {
+        if let Some(stop) = self.worker_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.worker_task.take() {
+            let _ = task.await;
+        }
+    }
+
+    pub fn work_queue(&self) -> String {
+        format!("{}.calls", self.settings.broker.queue_prefix)
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.db_name)
+    }
+
+    pub async fn integration(&self) -> Integration {
+        self.integration_with_status(202).await
+    }
+
+    pub async fn integration_with_status(&self, success_status: u16) -> Integration {
+        let organisation_id =
+            accounts::ensure_organisation(&self.pool, &format!("org-{}", Uuid::new_v4()))
+                .await
+                .expect("organisation");
+        let created =
+            accounts::create_integration(&self.pool, organisation_id, "PBX", success_status)
+                .await
+                .expect("integration");
+        self.bind(
+            created.id,
+            &[("operator@email.com", "operator@email.com", true)],
+        )
+        .await;
+        Integration {
+            id: created.id,
+            organisation_id,
+            url: format!(
+                "{}/api/v1/integrations/{}/phone_calls",
+                self.base_url, created.id
+            ),
+            token: created.token,
+        }
+    }
+
+    /// Replaces the integration's bindings: (email, integration_uid, active), all in "Support".
+    pub async fn bind(&self, integration_id: Uuid, rows: &[(&str, &str, bool)]) {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(email, uid, active)| bindings::BindingRow {
+                email: Some((*email).into()),
+                first_name: Some("Op".into()),
+                last_name: Some("Erator".into()),
+                integration_uid: Some((*uid).into()),
+                department: Some("Support".into()),
+                active: Some(*active),
+            })
+            .collect();
+        bindings::import(&self.pool, integration_id, &rows)
+            .await
+            .expect("bindings");
+    }
+
+    pub async fn post(&self, integration: &Integration, body: &Value) -> reqwest::Response {
+        self.http
+            .post(&integration.url)
+            .header("Authorization", &integration.token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn get_call(&self, integration: &Integration, uid: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}/{uid}", integration.url))
+            .header("Authorization", &integration.token)
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect(sql)
+    }
+
+    /// Waits until `sql` (a count) reaches `expected`, or fails after `timeout`.
+    pub async fn wait_for_count(&self, sql: &str, expected: i64, timeout: Duration) {
+        let last = eventually(timeout, || async {
+            let n = self.count(sql).await;
+            (n == expected).then_some(n).ok_or(n)
+        })
+        .await;
+        if let Err(n) = last {
+            panic!("{sql} stayed at {n}, expected {expected}");
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if let Some(stop) = self.gateway_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stop) = self.worker_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.worker_task.take() {
+            task.abort();
+        }
+        let db_name = self.db_name.clone();
+        let prefix = self.settings.broker.queue_prefix.clone();
+        // Clean-up is best effort and needs async I/O; Drop is sync and may run inside the
+        // test's runtime, so it gets a runtime of its own on another thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(PG_ADMIN_URL).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+                delete_queues(&prefix).await;
+            });
+        })
+        .join();
+    }
+}
+
+pub async fn delete_queues(prefix: &str) {
+    let Ok(conn) =
+        lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    if let Ok(channel) = conn.create_channel().await {
+        for suffix in ["calls", "dead"] {
+            let _ = channel
+                .queue_delete(
+                    format!("{prefix}.{suffix}").as_str().into(),
+                    lapin::options::QueueDeleteOptions::default(),
+                )
+                .await;
+        }
+    }
+    let _ = conn.close(200, "".into()).await;
+}
+
+/// Polls `check` until it returns `Ok`, giving up after `timeout` with its last `Err`.
+pub async fn eventually<T, E, F, Fut>(timeout: Duration, mut check: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Clones a template database migrated once per set of migrations; concurrent test
+/// processes agree through an advisory lock.
+async fn create_database(name: &str) {
+    let mut admin = PgConnection::connect(PG_ADMIN_URL)
+        .await
+        .expect("connect to postgres as postgres");
+    let fingerprint: String = shared::store::MIGRATOR
+        .iter()
+        .map(|m| format!("{}:{}", m.version, hex::encode(&m.checksum)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let template = format!(
+        "callq_template_{}",
+        &hex::encode(sha2_digest(fingerprint.as_bytes()))[..16]
+    );
+    sqlx::query("SELECT pg_advisory_lock(727274)")
+        .execute(&mut admin)
+        .await
+        .expect("lock");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut admin)
+            .await
+            .expect("template lookup");
+    if !exists {
+        let building = format!("{template}_building");
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
+        sqlx::query(&format!("CREATE DATABASE {building}"))
+            .execute(&mut admin)
+            .await
+            .expect("create template");
+        let pool = PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{building}"))
+            .await
+            .expect("template");
+        shared::store::migrate(&pool)
+            .await
+            .expect("migrate template");
+        pool.close().await;
+        sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {template}"))
+            .execute(&mut admin)
+            .await
+            .expect("publish template");
+    }
+    sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    sqlx::query("SELECT pg_advisory_unlock(727274)")
+        .execute(&mut admin)
+        .await
+        .expect("unlock");
+}
+
+fn sha2_digest(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).to_vec()
+}
+
+/// Path of a workspace binary; `deploy/test.sh` builds them before the tests run.
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("debug").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (deploy/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// Environment that points a child process at this test's database and queues.
+pub fn child_env(env: &TestEnv) -> Vec<(String, String)> {
+    vec![
+        ("APP_DATABASE__URL".into(), env.database_url()),
+        ("APP_BROKER__URL".into(), AMQP_URL.into()),
+        (
+            "APP_BROKER__QUEUE_PREFIX".into(),
+            env.settings.broker.queue_prefix.clone(),
+        ),
+        ("APP_MEDIA__ALLOW_LOOPBACK".into(), "true".into()),
+        ("APP_DATABASE__MAX_CONNECTIONS".into(), "4".into()),
+        ("APP_LOG__FILTER".into(), "warn".into()),
+    ]
+}

@@ -1,0 +1,239 @@
+//! Every 4xx the gateway gives, and that none of them queues anything.
+
+use pipeline_tests::{call, Options, TestEnv};
+use serde_json::{json, Value};
+
+/// No worker: a refused call must leave the work queue empty.
+async fn env() -> TestEnv {
+    TestEnv::start_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await
+}
+
+async fn queue_depth(env: &TestEnv) -> u32 {
+    let conn = lapin::Connection::connect(
+        pipeline_tests::AMQP_URL,
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let queue = channel
+        .queue_declare(
+            env.work_queue().as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await;
+    queue.map(|q| q.message_count()).unwrap_or(0)
+}
+
+fn error_fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| {
+            e["fields"]
+                .as_object()
+                .map(|f| f.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_is_401() {
+    let env = env().await;
+    let integration = env.integration().await;
+    let missing = env
+        .http
+        .post(&integration.url)
+        .json(&call("a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 401);
+    let wrong = env
+        .http
+        .post(&integration.url)
+        .header("Authorization", "0b23ffc3e579f863288f4462c8")
+        .json(&call("a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["errors"][0]["status"], 401);
+}
+
+#[tokio::test]
+async fn a_valid_token_on_another_integrations_url_is_401() {
+    let env = env().await;
+    let mine = env.integration().await;
+    let theirs = env.integration().await;
+    let response = env
+        .http
+        .post(&theirs.url)
+        .header("Authorization", &mine.token)
+        .json(&call("a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let get = env
+        .http
+        .get(format!("{}/a", theirs.url))
+        .header("Authorization", &mine.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 401);
+}
+
+#[tokio::test]
+async fn an_unknown_integration_is_404() {
+    let env = env().await;
+    let integration = env.integration().await;
+    for id in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".into()] {
+        let url = format!("{}/api/v1/integrations/{id}/phone_calls", env.base_url);
+        let response = env
+            .http
+            .post(url)
+            .header("Authorization", &integration.token)
+            .json(&call("a"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let env = env().await;
+    let integration = env.integration().await;
+    let mut body = call("big");
+    body["custom_fields"] = json!({"notes": "x".repeat(2 * 1024 * 1024)});
+    let response = env.post(&integration, &body).await;
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["status"], 413);
+    assert_eq!(queue_depth(&env).await, 0);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_415() {
+    let env = env().await;
+    let integration = env.integration().await;
+    let not_json = env
+        .http
+        .post(&integration.url)
+        .header("Authorization", &integration.token)
+        .header("Content-Type", "application/json")
+        .body("operator_id=1&started_at=now")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 415);
+    let form = env
+        .http
+        .post(&integration.url)
+        .header("Authorization", &integration.token)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("operator_id=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 415);
+    let body: Value = form.json().await.unwrap();
+    assert!(body["errors"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("application/json"));
+}
+
+#[tokio::test]
+async fn one_422_lists_every_bad_field_and_nothing_is_queued() {
+    let env = env().await;
+    let integration = env.integration().await;
+    let response = env
+        .post(
+            &integration,
+            &json!({
+                "started_at": "2019-08-09T18:31:42",
+                "media_url": "not a url",
+                "direction": "sideways",
+                "duration": -3,
+                "nps": "high",
+                "client": {"id": ""},
+                "custom_fields": {"nested": {"a": 1}},
+                "transcription": [{"text": "hi", "start_time": 3, "end_time": 1, "role": "robot"}],
+            }),
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    let mut fields = error_fields(&body);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "client.id",
+            "custom_fields.nested",
+            "direction",
+            "duration",
+            "media_url",
+            "nps",
+            "operator_id",
+            "started_at",
+            "transcription[0].end_time",
+            "transcription[0].role",
+        ]
+    );
+    let started = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["source"]["pointer"] == "/started_at")
+        .unwrap();
+    assert_eq!(
+        started["detail"],
+        "started_at must include a time zone, e.g. 2019-08-09T18:31:42+03"
+    );
+    assert_eq!(started["code"], "unprocessable_entity");
+    assert_eq!(started["title"], "Error in request processing");
+    assert_eq!(queue_depth(&env).await, 0);
+}
+
+#[tokio::test]
+async fn a_json_body_that_is_not_an_object_is_422() {
+    let env = env().await;
+    let integration = env.integration().await;
+    assert_eq!(
+        env.post(&integration, &json!(["operator_id"]))
+            .await
+            .status(),
+        422
+    );
+}
+
+#[tokio::test]
+async fn custom_fields_and_metacontent_together_are_422() {
+    let env = env().await;
+    let integration = env.integration().await;
+    let mut body = call("a");
+    body["custom_fields"] = json!({"a": 1});
+    body["metacontent"] = json!({"b": 1});
+    let response = env.post(&integration, &body).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(
+        error_fields(&response.json().await.unwrap()),
+        ["metacontent"]
+    );
+}
