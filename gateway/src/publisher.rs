@@ -19,6 +19,8 @@ const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 pub enum PublishError {
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+    #[error("broker unavailable; reconnecting")]
+    Reconnecting,
     #[error("broker did not confirm in time")]
     ConfirmTimeout,
     #[error("broker refused the message")]
@@ -70,8 +72,11 @@ impl Publisher {
     pub async fn publish(&self, payload: &[u8]) -> Result<(), PublishError> {
         let channel = self.channel().await?;
         let result = self.publish_on(&channel, payload).await;
-        if result.is_err() && !channel.status().connected() {
-            self.inner.live.write().await.take();
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "publish failed");
+            if !channel.status().connected() {
+                self.inner.live.write().await.take();
+            }
         }
         result
     }
@@ -121,7 +126,7 @@ impl Publisher {
             return Ok(channel);
         }
         if last_attempt.is_some_and(|t| t.elapsed() < RECONNECT_BACKOFF) {
-            return Err(PublishError::Unavailable("reconnecting".into()));
+            return Err(PublishError::Reconnecting);
         }
         *last_attempt = Some(Instant::now());
         let live = self.connect().await.map_err(|e| {

@@ -116,10 +116,11 @@ impl TestEnv {
         settings.media.timeout_ms = 2000;
         settings.media.connect_timeout_ms = 1000;
         (options.customize)(&mut settings);
-        shared::telemetry::init(&shared::config::LogSettings {
-            filter: std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            format: shared::config::LogFormat::Text,
-        });
+        // Captured per test by the test harness: shown only for tests that fail.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "warn,lapin=off".into()))
+            .with_test_writer()
+            .try_init();
 
         let pool = PgPoolOptions::new()
             .max_connections(2)
@@ -414,6 +415,15 @@ pub fn binary(name: &str) -> std::path::PathBuf {
         path.display()
     );
     path
+}
+
+/// The same database URL through another local port (a [`proxy::Proxy`] in front of it).
+pub fn via_port(url: &SecretString, port: u16) -> SecretString {
+    use secrecy::ExposeSecret;
+    SecretString::from(
+        url.expose_secret()
+            .replace("127.0.0.1:5432", &format!("127.0.0.1:{port}")),
+    )
 }
 
 /// Environment that points a child process at this test's database and queues.

@@ -30,6 +30,8 @@ impl Proxy {
                     continue;
                 }
                 let mut cuts = cuts.clone();
+                // Earlier cuts are history for this connection; only a cut from now on ends it.
+                cuts.borrow_and_update();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(target).await else {
                         return;

@@ -36,6 +36,7 @@ impl From<sqlx::Error> for ApiError {
         match e {
             // The database being unreachable is a reason to retry, not a bug.
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %e, "database unavailable");
                 Self::Unavailable(format!("database: {e}"))
             }
             other => Self::Internal(other.into()),
@@ -121,7 +122,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::Internal(e) => tracing::error!(error = ?e, "internal error"),
-            Self::Unavailable(why) => tracing::warn!(%why, "answering 503"),
+            // The cause was logged where it was found; this would repeat it per request.
+            Self::Unavailable(why) => tracing::debug!(%why, "answering 503"),
             _ => {}
         }
         let mut response =

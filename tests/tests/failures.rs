@@ -1,0 +1,249 @@
+//! The real parts failing: broker unreachable or lost, database down, a worker killed with
+//! messages in hand. Outages are made with a TCP proxy in front of the shared servers, so
+//! the servers themselves keep running for the other tests.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use pipeline_tests::media_server::MediaServer;
+use pipeline_tests::proxy::Proxy;
+use pipeline_tests::{call, child_env, eventually, via_port, Options, TestEnv};
+use secrecy::SecretString;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn an_unreachable_broker_gets_503_with_retry_after_never_202() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = TestEnv::start_with(Options {
+        worker: false,
+        customize: Box::new(move |s| {
+            s.broker.url = SecretString::from(format!("amqp://guest:guest@127.0.0.1:{closed}/%2f"))
+        }),
+    })
+    .await;
+    let integration = env.integration().await;
+    for uid in ["a", "b", "c"] {
+        let response = env.post(&integration, &call(uid)).await;
+        assert_eq!(response.status(), 503, "{uid}");
+        assert!(response.headers().get("retry-after").is_some());
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["status"], 503);
+    }
+    let ready = env
+        .http
+        .get(format!("{}/readyz", env.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        env.http
+            .get(format!("{}/healthz", env.base_url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_broker_lost_mid_flight_gets_503s_and_every_202_is_stored() {
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let port = proxy.port;
+    let env = TestEnv::start_with(Options {
+        worker: false,
+        customize: Box::new(move |s| {
+            s.broker.url = SecretString::from(format!("amqp://guest:guest@127.0.0.1:{port}/%2f"))
+        }),
+    })
+    .await;
+    let integration = env.integration().await;
+    let mut accepted = Vec::new();
+    assert_eq!(env.post(&integration, &call("before")).await.status(), 202);
+    accepted.push("before");
+
+    proxy.cut();
+    for uid in ["during-1", "during-2", "during-3"] {
+        let status = env.post(&integration, &call(uid)).await.status();
+        assert_eq!(status, 503, "{uid} while the broker is unreachable");
+    }
+
+    proxy.restore();
+    let back = eventually(WAIT, || async {
+        let status = env.post(&integration, &call("after")).await.status();
+        if status == 202 {
+            Ok(())
+        } else {
+            Err(status)
+        }
+    })
+    .await;
+    assert!(
+        back.is_ok(),
+        "the gateway reconnects once the broker is back: {back:?}"
+    );
+    accepted.push("after");
+
+    // The worker talks to the broker directly: what was confirmed is stored, nothing else.
+    let mut env = env;
+    env.start_worker();
+    env.wait_for_count("SELECT count(*) FROM calls", accepted.len() as i64, WAIT)
+        .await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM calls WHERE uid LIKE 'during-%'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_without_its_database_answers_503_or_serves_from_its_auth_cache() {
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let port = proxy.port;
+    let env = TestEnv::start_with(Options {
+        worker: false,
+        customize: Box::new(move |s| {
+            s.database.url = via_port(&s.database.url, port);
+            s.database.acquire_timeout_ms = 500;
+            s.auth.cache_ttl_secs = 60;
+        }),
+    })
+    .await;
+    let warm = env.integration().await;
+    let cold = env.integration().await;
+    assert_eq!(env.post(&warm, &call("warm-up")).await.status(), 202);
+
+    proxy.cut();
+    let response = env.post(&cold, &call("cold")).await;
+    assert_eq!(
+        response.status(),
+        503,
+        "an integration not yet cached cannot be authenticated"
+    );
+    assert!(response.headers().get("retry-after").is_some());
+    assert_eq!(
+        env.post(&warm, &call("cached")).await.status(),
+        202,
+        "a cached integration is authenticated without the database"
+    );
+    proxy.restore();
+}
+
+#[tokio::test]
+async fn a_worker_without_its_database_acks_nothing_and_stores_everything_once_it_is_back() {
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let port = proxy.port;
+    let mut env = TestEnv::start_with(Options {
+        worker: false,
+        customize: Box::new(|s| s.broker.delivery_limit = 1000),
+    })
+    .await;
+    let integration = env.integration().await;
+    let direct = env.settings.database.url.clone();
+    env.settings.database.url = via_port(&env.settings.database.url, port);
+    env.settings.database.acquire_timeout_ms = 300;
+    env.start_worker();
+    env.settings.database.url = direct;
+
+    proxy.cut();
+    for i in 0..10 {
+        assert_eq!(
+            env.post(&integration, &call(&format!("outage-{i}")))
+                .await
+                .status(),
+            202
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.count("SELECT count(*) FROM calls").await, 0);
+    assert_eq!(env.count("SELECT count(*) FROM dead_letters").await, 0);
+
+    proxy.restore();
+    env.wait_for_count("SELECT count(*) FROM calls", 10, WAIT)
+        .await;
+    assert_eq!(env.count("SELECT count(DISTINCT uid) FROM calls").await, 10);
+}
+
+#[tokio::test]
+async fn a_worker_killed_with_unacked_messages_loses_none_and_a_new_worker_stores_each_once() {
+    let mut env = TestEnv::start_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let integration = env.integration().await;
+    // Probes of this host hang, so the first worker holds its prefetched deliveries unacked.
+    let media = MediaServer::start(Duration::from_secs(60)).await;
+    const CALLS: usize = 20;
+    for i in 0..CALLS {
+        let mut body = call(&format!("k{i}"));
+        body["media_url"] = json!(format!("{}/slow.wav", media.base));
+        assert_eq!(env.post(&integration, &body).await.status(), 202);
+    }
+
+    let mut child = tokio::process::Command::new(pipeline_tests::binary("worker"))
+        .envs(child_env(&env))
+        .env("APP_WORKER__PREFETCH", "8")
+        .env("APP_MEDIA__TIMEOUT_MS", "120000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // 8 delivered and held, 12 still ready: the worker is mid-batch.
+    let ready = eventually(WAIT, || async {
+        let n = ready_count(&env).await;
+        if n == (CALLS - 8) as u32 {
+            Ok(n)
+        } else {
+            Err(n)
+        }
+    })
+    .await;
+    assert_eq!(ready, Ok(12), "the first worker took exactly its prefetch");
+    assert_eq!(env.count("SELECT count(*) FROM calls").await, 0);
+
+    child.kill().await.unwrap();
+    child.wait().await.unwrap();
+
+    env.settings.media.probe = false;
+    env.start_worker();
+    env.wait_for_count("SELECT count(*) FROM calls", CALLS as i64, WAIT)
+        .await;
+    assert_eq!(
+        env.count("SELECT count(DISTINCT uid) FROM calls").await,
+        CALLS as i64
+    );
+    assert_eq!(env.count("SELECT count(*) FROM dead_letters").await, 0);
+}
+
+async fn ready_count(env: &TestEnv) -> u32 {
+    let conn = lapin::Connection::connect(
+        pipeline_tests::AMQP_URL,
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let count = channel
+        .queue_declare(
+            env.work_queue().as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .map(|q| q.message_count())
+        .unwrap_or(u32::MAX);
+    let _ = conn.close(200, "".into()).await;
+    count
+}
