@@ -4,6 +4,7 @@ pub mod cache;
 pub mod http;
 pub mod publisher;
 pub mod queued;
+pub mod rate_limit;
 pub mod startup;
 pub mod state;
 

@@ -53,7 +53,13 @@ async fn insert(pool: &PgPool, batch: &[QueuedNote]) -> Result<(), sqlx::Error> 
     let received: Vec<DateTime<Utc>> = batch.iter().map(|n| n.received_at).collect();
     sqlx::query(
         "INSERT INTO queued_calls (ingest_id, integration_id, uid, received_at)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
+         SELECT q.* FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
+                AS q(ingest_id, integration_id, uid, received_at)
+         -- A worker may have handled the call before its note is written; such a note would
+         -- never be cleared.
+         WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.integration_id = q.integration_id
+                                                   AND c.uid = q.uid AND c.ingest_id = q.ingest_id)
+           AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.ingest_id = q.ingest_id)
          ON CONFLICT DO NOTHING",
     )
     .bind(&ingest)

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use crate::cache::TtlCache;
 use crate::publisher::Publisher;
 use crate::queued::QueuedNotes;
+use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 
 pub struct Application {
@@ -25,6 +26,11 @@ impl Application {
             queued: QueuedNotes::spawn(pool.clone()),
             integrations: Arc::new(TtlCache::new(ttl)),
             field_definitions: Arc::new(TtlCache::new(ttl)),
+            rate_limiter: RateLimiter::new(
+                settings.http.rate_limit_per_sec,
+                settings.http.rate_limit_burst,
+            )
+            .map(Arc::new),
             pool,
             settings: Arc::new(settings),
         };

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::cache::TtlCache;
 use crate::publisher::Publisher;
 use crate::queued::QueuedNotes;
+use crate::rate_limit::RateLimiter;
 
 /// What every request handler may use; cheap to clone.
 #[derive(Clone)]
@@ -20,4 +21,5 @@ pub struct AppState {
     pub queued: QueuedNotes,
     pub integrations: Arc<TtlCache<Uuid, Option<IntegrationAuth>>>,
     pub field_definitions: Arc<TtlCache<Uuid, HashMap<String, FieldType>>>,
+    pub rate_limiter: Option<Arc<RateLimiter>>,
 }

@@ -28,6 +28,8 @@ pub struct HttpSettings {
     pub public_base_url: String,
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
+    pub rate_limit_per_sec: f64,
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

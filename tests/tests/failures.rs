@@ -224,6 +224,89 @@ async fn a_worker_killed_with_unacked_messages_loses_none_and_a_new_worker_store
     assert_eq!(env.count("SELECT count(*) FROM dead_letters").await, 0);
 }
 
+#[tokio::test]
+async fn a_worker_that_loses_the_broker_reconnects_and_goes_on() {
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let mut env = TestEnv::start_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let integration = env.integration().await;
+    let direct = env.settings.broker.url.clone();
+    env.settings.broker.url =
+        SecretString::from(format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port));
+    env.start_worker();
+    env.settings.broker.url = direct;
+
+    assert_eq!(env.post(&integration, &call("before")).await.status(), 202);
+    env.wait_for_count("SELECT count(*) FROM calls", 1, WAIT)
+        .await;
+
+    proxy.cut();
+    for uid in ["during-1", "during-2"] {
+        assert_eq!(
+            env.post(&integration, &call(uid)).await.status(),
+            202,
+            "the gateway's broker is fine"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM calls").await,
+        1,
+        "the worker is cut off"
+    );
+
+    proxy.restore();
+    env.wait_for_count("SELECT count(*) FROM calls", 3, WAIT)
+        .await;
+}
+
+#[tokio::test]
+async fn a_stopping_worker_finishes_and_acks_what_it_holds() {
+    let mut env = TestEnv::start_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let integration = env.integration().await;
+    // Probes take 1 s: long enough for the stop to arrive while they are in flight.
+    let media = MediaServer::start(Duration::from_secs(1)).await;
+    for i in 0..3 {
+        let mut body = call(&format!("s{i}"));
+        body["media_url"] = json!(format!("{}/slow.wav", media.base));
+        assert_eq!(env.post(&integration, &body).await.status(), 202);
+    }
+    env.start_worker();
+    let held = eventually(WAIT, || async {
+        let n = ready_count(&env).await;
+        if n == 0 {
+            Ok(())
+        } else {
+            Err(n)
+        }
+    })
+    .await;
+    assert_eq!(held, Ok(()), "the worker took all three");
+    env.stop_worker().await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM calls").await,
+        3,
+        "stored before the worker exited"
+    );
+    let left = eventually(Duration::from_secs(5), || async {
+        let n = ready_count(&env).await;
+        if n == 0 {
+            Ok(())
+        } else {
+            Err(n)
+        }
+    })
+    .await;
+    assert_eq!(left, Ok(()), "acked, so nothing returns to the queue");
+}
+
 async fn ready_count(env: &TestEnv) -> u32 {
     let conn = lapin::Connection::connect(
         pipeline_tests::AMQP_URL,

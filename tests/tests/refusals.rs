@@ -237,3 +237,40 @@ async fn custom_fields_and_metacontent_together_are_422() {
         ["metacontent"]
     );
 }
+
+#[tokio::test]
+async fn an_integration_over_its_rate_gets_429_with_retry_after_and_others_do_not() {
+    // One call per 100 s after a burst of two: the third call is over the rate however slow
+    // the machine is.
+    let env = TestEnv::start_with(Options {
+        worker: false,
+        customize: Box::new(|s| {
+            s.http.rate_limit_per_sec = 0.01;
+            s.http.rate_limit_burst = 2;
+        }),
+    })
+    .await;
+    let busy = env.integration().await;
+    let quiet = env.integration().await;
+    assert_eq!(env.post(&busy, &call("1")).await.status(), 202);
+    assert_eq!(env.post(&busy, &call("2")).await.status(), 202);
+    let refused = env.post(&busy, &call("3")).await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=100).contains(&retry_after), "{retry_after}");
+    assert_eq!(env.post(&quiet, &call("1")).await.status(), 202);
+    let accepted = pipeline_tests::eventually(std::time::Duration::from_secs(10), || async {
+        let n = queue_depth(&env).await;
+        if n == 3 {
+            Ok(n)
+        } else {
+            Err(n)
+        }
+    })
+    .await;
+    assert_eq!(accepted, Ok(3), "the refused call was not queued");
+}

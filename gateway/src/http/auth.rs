@@ -16,7 +16,7 @@ use super::error::ApiError;
 use crate::state::AppState;
 
 /// The integration named in the path, authenticated by its own token.
-pub struct Integration(pub std::sync::Arc<IntegrationAuth>);
+pub struct Integration(pub IntegrationAuth);
 
 impl FromRequestParts<AppState> for Integration {
     type Rejection = ApiError;
@@ -43,7 +43,7 @@ impl FromRequestParts<AppState> for Integration {
                 "the token is not valid for this integration",
             ));
         }
-        Ok(Self(std::sync::Arc::new(integration.clone())))
+        Ok(Self(integration.clone()))
     }
 }
 

@@ -25,6 +25,8 @@ pub enum ApiError {
     /// (field name, JSON pointer, message) for requests that are not calls.
     #[error("invalid request")]
     InvalidRows(Vec<(String, String, String)>),
+    #[error("over the integration's rate")]
+    RateLimited { retry_after_secs: u64 },
     #[error("cannot queue right now: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -52,6 +54,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid(_) | Self::InvalidRows(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -87,6 +90,9 @@ impl ApiError {
                     )
                 })
                 .collect(),
+            Self::RateLimited { retry_after_secs } => one(format!(
+                "this integration is sending more calls than its rate allows; retry in {retry_after_secs} s"
+            )),
             Self::Unavailable(_) => {
                 one("the call could not be queued right now; retry later".into())
             }
@@ -133,8 +139,14 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/vnd.api+json"),
         );
-        if matches!(self, Self::Unavailable(_)) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        match self {
+            Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
         }
         response
     }

@@ -44,6 +44,13 @@ async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let integration = integration.0;
+    if let Some(limiter) = &app.rate_limiter {
+        limiter
+            .check(integration.id)
+            .map_err(|wait| ApiError::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil() as u64,
+            })?;
+    }
     let body = read_json(&headers, body, app.settings.http.body_limit_bytes)?;
     let ParsedCall { call, .. } =
         parse_with_definitions(&app, integration.organisation_id, &body).await?;
