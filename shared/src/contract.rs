@@ -94,7 +94,7 @@ pub fn parse_call(body: &Value, defs: &impl FieldDefinitions) -> Result<ParsedCa
     };
     let mut p = Fields { obj, errors };
 
-    let operator_id = p.required("operator_id", |v| read_id(v));
+    let operator_id = p.required("operator_id", read_id);
     let started_at = p.required("started_at", |v| match v.as_str() {
         Some(s) => parse_zoned(s).map_err(|e| e.to_string()),
         None => {
@@ -107,7 +107,7 @@ pub fn parse_call(body: &Value, defs: &impl FieldDefinitions) -> Result<ParsedCa
             .and_then(MediaUrl::parse)
             .map_err(str::to_owned)
     });
-    let uid = p.optional("uid", |v| read_id(v));
+    let uid = p.optional("uid", read_id);
     let client_phone_number = p.optional("client_phone_number", |v| read_text(v, 64));
     let direction = p.optional("direction", |v| {
         v.as_str().and_then(Direction::parse).ok_or_else(|| {
@@ -119,7 +119,7 @@ pub fn parse_call(body: &Value, defs: &impl FieldDefinitions) -> Result<ParsedCa
             .and_then(Seconds::new)
             .ok_or_else(|| "must be a number of seconds, >= 0".into())
     });
-    let phone_call_chain_uid = p.optional("phone_call_chain_uid", |v| read_id(v));
+    let phone_call_chain_uid = p.optional("phone_call_chain_uid", read_id);
     let nps = p.optional("nps", |v| {
         read_number(v).ok_or_else(|| "must be a number".into())
     });

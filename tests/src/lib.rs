@@ -181,6 +181,64 @@ impl TestEnv {
         format!("{}.calls", self.settings.broker.queue_prefix)
     }
 
+    /// Messages ready in the work queue (not counting those a worker holds unacked); 0 when
+    /// nothing has declared the queue yet.
+    pub async fn ready_count(&self) -> u32 {
+        let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+            .await
+            .expect("broker");
+        let channel = conn.create_channel().await.expect("channel");
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let count = channel
+            .queue_declare(
+                self.work_queue().as_str().into(),
+                passive,
+                Default::default(),
+            )
+            .await
+            .map(|q| q.message_count())
+            .unwrap_or(0);
+        let _ = conn.close(200, "".into()).await;
+        count
+    }
+
+    /// Publishes bytes straight onto the work queue, as a gateway of another version (or a
+    /// corrupted message) would, and waits for the broker's confirm.
+    pub async fn publish_raw(&self, payload: &[u8]) {
+        let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+            .await
+            .expect("broker");
+        let channel = conn.create_channel().await.expect("channel");
+        channel
+            .confirm_select(Default::default())
+            .await
+            .expect("confirms");
+        let confirmation = channel
+            .basic_publish(
+                "".into(),
+                self.work_queue().as_str().into(),
+                lapin::options::BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                payload,
+                lapin::BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        assert_eq!(
+            confirmation,
+            lapin::Confirmation::Ack(None),
+            "the work queue took the message"
+        );
+        let _ = conn.close(200, "".into()).await;
+    }
+
     pub fn database_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.db_name)
     }

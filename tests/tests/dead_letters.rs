@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use lapin::options::BasicPublishOptions;
-use lapin::BasicProperties;
 use pipeline_tests::{call, TestEnv};
 use serde_json::{json, Value};
 
@@ -119,31 +117,8 @@ async fn a_message_that_cannot_be_decoded_is_dead_lettered_and_the_queue_moves_o
     env.wait_for_count("SELECT count(*) FROM calls", 1, WAIT)
         .await;
 
-    let conn = lapin::Connection::connect(
-        pipeline_tests::AMQP_URL,
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    channel.confirm_select(Default::default()).await.unwrap();
-    for payload in [
-        br#"{"version":"99","call":{}}"#.as_slice(),
-        b"\xff not json",
-    ] {
-        channel
-            .basic_publish(
-                "".into(),
-                env.work_queue().as_str().into(),
-                BasicPublishOptions::default(),
-                payload,
-                BasicProperties::default(),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
+    env.publish_raw(br#"{"version":"99","call":{}}"#).await;
+    env.publish_raw(b"\xff not json").await;
     assert_eq!(env.post(&integration, &call("after")).await.status(), 202);
     env.wait_for_count("SELECT count(*) FROM calls", 2, WAIT)
         .await;

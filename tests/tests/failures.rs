@@ -199,7 +199,7 @@ async fn a_worker_killed_with_unacked_messages_loses_none_and_a_new_worker_store
         .unwrap();
     // 8 delivered and held, 12 still ready: the worker is mid-batch.
     let ready = eventually(WAIT, || async {
-        let n = ready_count(&env).await;
+        let n = env.ready_count().await;
         if n == (CALLS - 8) as u32 {
             Ok(n)
         } else {
@@ -280,7 +280,7 @@ async fn a_stopping_worker_finishes_and_acks_what_it_holds() {
     }
     env.start_worker();
     let held = eventually(WAIT, || async {
-        let n = ready_count(&env).await;
+        let n = env.ready_count().await;
         if n == 0 {
             Ok(())
         } else {
@@ -296,7 +296,7 @@ async fn a_stopping_worker_finishes_and_acks_what_it_holds() {
         "stored before the worker exited"
     );
     let left = eventually(Duration::from_secs(5), || async {
-        let n = ready_count(&env).await;
+        let n = env.ready_count().await;
         if n == 0 {
             Ok(())
         } else {
@@ -305,28 +305,4 @@ async fn a_stopping_worker_finishes_and_acks_what_it_holds() {
     })
     .await;
     assert_eq!(left, Ok(()), "acked, so nothing returns to the queue");
-}
-
-async fn ready_count(env: &TestEnv) -> u32 {
-    let conn = lapin::Connection::connect(
-        pipeline_tests::AMQP_URL,
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    let count = channel
-        .queue_declare(
-            env.work_queue().as_str().into(),
-            lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await
-        .map(|q| q.message_count())
-        .unwrap_or(u32::MAX);
-    let _ = conn.close(200, "".into()).await;
-    count
 }

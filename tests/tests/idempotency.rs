@@ -3,8 +3,6 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use lapin::options::BasicPublishOptions;
-use lapin::BasicProperties;
 use pipeline_tests::{call, TestEnv};
 use serde_json::json;
 use shared::contract::parse_call;
@@ -120,33 +118,7 @@ async fn an_older_update_after_a_newer_one_leaves_the_newer() {
     let newer = version(2.0, 10);
     let older = version(1.0, 0);
 
-    let conn = lapin::Connection::connect(
-        pipeline_tests::AMQP_URL,
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    channel.confirm_select(Default::default()).await.unwrap();
-    let publish = |message: CallMessage| {
-        let channel = channel.clone();
-        let queue = env.work_queue();
-        async move {
-            channel
-                .basic_publish(
-                    "".into(),
-                    queue.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &message.to_bytes(),
-                    BasicProperties::default().with_delivery_mode(2),
-                )
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-        }
-    };
-    publish(newer).await;
+    env.publish_raw(&newer.to_bytes()).await;
     env.wait_for_count(
         "SELECT count(*) FROM calls WHERE uid = 'ordered' AND duration = 2",
         1,
@@ -162,7 +134,7 @@ async fn an_older_update_after_a_newer_one_leaves_the_newer() {
         .execute(&env.pool)
         .await
         .unwrap();
-    publish(older).await;
+    env.publish_raw(&older.to_bytes()).await;
     env.wait_for_count(
         &format!("SELECT count(*) FROM queued_calls WHERE ingest_id = '{older_id}'"),
         0,

@@ -12,27 +12,6 @@ async fn env() -> TestEnv {
     .await
 }
 
-async fn queue_depth(env: &TestEnv) -> u32 {
-    let conn = lapin::Connection::connect(
-        pipeline_tests::AMQP_URL,
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    let queue = channel
-        .queue_declare(
-            env.work_queue().as_str().into(),
-            lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await;
-    queue.map(|q| q.message_count()).unwrap_or(0)
-}
-
 fn error_fields(body: &Value) -> Vec<String> {
     body["errors"]
         .as_array()
@@ -124,7 +103,7 @@ async fn a_body_over_the_limit_is_413() {
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errors"][0]["status"], 413);
-    assert_eq!(queue_depth(&env).await, 0);
+    assert_eq!(env.ready_count().await, 0);
 }
 
 #[tokio::test]
@@ -208,7 +187,7 @@ async fn one_422_lists_every_bad_field_and_nothing_is_queued() {
     );
     assert_eq!(started["code"], "unprocessable_entity");
     assert_eq!(started["title"], "Error in request processing");
-    assert_eq!(queue_depth(&env).await, 0);
+    assert_eq!(env.ready_count().await, 0);
 }
 
 #[tokio::test]
@@ -264,7 +243,7 @@ async fn an_integration_over_its_rate_gets_429_with_retry_after_and_others_do_no
     assert!((1..=100).contains(&retry_after), "{retry_after}");
     assert_eq!(env.post(&quiet, &call("1")).await.status(), 202);
     let accepted = pipeline_tests::eventually(std::time::Duration::from_secs(10), || async {
-        let n = queue_depth(&env).await;
+        let n = env.ready_count().await;
         if n == 3 {
             Ok(n)
         } else {
