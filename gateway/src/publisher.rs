@@ -129,6 +129,12 @@ impl Publisher {
             return Err(PublishError::Reconnecting);
         }
         *last_attempt = Some(Instant::now());
+        // A connection with one broken channel is still open: close it, or it leaks.
+        if let Some(old) = self.inner.live.write().await.take() {
+            tokio::spawn(async move {
+                let _ = old.connection.close(200, "replaced".into()).await;
+            });
+        }
         let live = self.connect().await.map_err(|e| {
             tracing::warn!(error = %e, "cannot connect to the broker");
             PublishError::Unavailable(e.to_string())

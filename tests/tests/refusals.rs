@@ -253,3 +253,28 @@ async fn an_integration_over_its_rate_gets_429_with_retry_after_and_others_do_no
     .await;
     assert_eq!(accepted, Ok(3), "the refused call was not queued");
 }
+
+#[tokio::test]
+async fn a_request_that_stalls_mid_body_gets_the_contracts_503_within_the_request_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = TestEnv::start_with(Options {
+        worker: false,
+        customize: Box::new(|s| s.http.request_timeout_ms = 300),
+    })
+    .await;
+    let integration = env.integration().await;
+    let path = integration.url.trim_start_matches(&env.base_url).to_owned();
+    let mut stream = tokio::net::TcpStream::connect(env.base_url.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"operator_id\":",
+        integration.token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut response)).await;
+    assert!(read.is_ok(), "the gateway gave up on the stalled request");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains("retry-after"), "{response}");
+    assert!(response.contains(r#""status":503"#), "{response}");
+}

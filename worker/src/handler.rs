@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use shared::message::CallMessage;
 use sqlx::PgPool;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::media::{MediaProber, MediaStatus};
@@ -41,16 +42,25 @@ impl Handler {
     }
 
     async fn process(&self, payload: &[u8]) -> Result<(), sqlx::Error> {
-        let message = match CallMessage::from_bytes(payload) {
-            Ok(message) => message,
-            Err(e) => return self.set_aside_undecodable(payload, e).await,
-        };
+        match CallMessage::from_bytes(payload) {
+            Ok(message) => {
+                let envelope = message.envelope();
+                let span = tracing::info_span!(
+                    "call",
+                    ingest_id = %envelope.ingest_id,
+                    integration = %envelope.integration_id,
+                    uid = %envelope.call.storage_key().uid,
+                );
+                self.process_call(&message).instrument(span).await
+            }
+            Err(e) => self.set_aside_undecodable(payload, e).await,
+        }
+    }
+
+    async fn process_call(&self, message: &CallMessage) -> Result<(), sqlx::Error> {
         let envelope = message.envelope();
         let call = &envelope.call;
         let key = call.storage_key();
-        let span = tracing::info_span!("call", ingest_id = %envelope.ingest_id, integration = %envelope.integration_id, uid = %key.uid);
-        let _enter = span.enter();
-
         let operator = match operators::resolve(
             &self.pool,
             envelope.integration_id,
@@ -86,7 +96,7 @@ impl Handler {
                         uid: Some(&key.uid),
                         reason,
                         detail,
-                        message: serde_json::to_value(&message).unwrap_or(Value::Null),
+                        message: serde_json::to_value(message).unwrap_or(Value::Null),
                     },
                 )
                 .await;

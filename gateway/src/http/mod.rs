@@ -6,11 +6,13 @@ pub mod error;
 pub mod health;
 pub mod phone_calls;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::Router;
-use tower_http::timeout::TimeoutLayer;
+use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
+
+use self::error::ApiError;
 
 use crate::state::AppState;
 
@@ -21,10 +23,14 @@ pub fn router(app: AppState) -> Router {
         .merge(bindings::router())
         .merge(health::router())
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            settings.request_timeout(),
-        ))
+        // A request that overruns (a client trickling its body, say) gets the contract's 503.
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::Unavailable("the request timed out".into())
+                }))
+                .timeout(settings.request_timeout()),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(app)
 }

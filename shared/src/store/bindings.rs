@@ -4,6 +4,7 @@
 //! the organisation) and bindings; bindings left out are deactivated, never deleted, so
 //! calls already stored keep their operator.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use serde::Deserialize;
@@ -91,19 +92,19 @@ pub fn validate(rows: &[BindingRow]) -> Result<(), Vec<RowError>> {
                 field: "integration_uid",
                 problem: RowProblem::Required,
             }),
-            Some(uid) => {
-                if let Some(first) = first_seen.insert(uid, index) {
-                    first_seen.insert(uid, first);
-                    errors.push(RowError {
-                        index,
-                        field: "integration_uid",
-                        problem: RowProblem::Duplicate {
-                            uid: uid.to_owned(),
-                            first_index: first,
-                        },
-                    });
+            Some(uid) => match first_seen.entry(uid) {
+                Entry::Occupied(first) => errors.push(RowError {
+                    index,
+                    field: "integration_uid",
+                    problem: RowProblem::Duplicate {
+                        uid: uid.to_owned(),
+                        first_index: *first.get(),
+                    },
+                }),
+                Entry::Vacant(slot) => {
+                    slot.insert(index);
                 }
-            }
+            },
         }
     }
     if errors.is_empty() {
