@@ -205,6 +205,21 @@ impl TestEnv {
         count
     }
 
+    /// Waits until the work queue holds exactly `expected` ready messages.
+    pub async fn wait_for_ready(&self, expected: u32, timeout: Duration) {
+        let last = eventually(timeout, || async {
+            let n = self.ready_count().await;
+            (n == expected).then_some(n).ok_or(n)
+        })
+        .await;
+        if let Err(n) = last {
+            panic!(
+                "{} stayed at {n} ready messages, expected {expected}",
+                self.work_queue()
+            );
+        }
+    }
+
     /// Publishes bytes straight onto the work queue, as a gateway of another version (or a
     /// corrupted message) would, and waits for the broker's confirm.
     pub async fn publish_raw(&self, payload: &[u8]) {
