@@ -161,18 +161,22 @@ async fn the_cli_refuses_a_bad_csv_naming_line_and_field() {
     let dir = std::env::temp_dir().join(format!("callq-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bindings.csv");
+    let import = || {
+        let id = integration.id.to_string();
+        admin_cli(
+            &env,
+            &[
+                "import-bindings",
+                "--integration",
+                &id,
+                "--file",
+                file.to_str().unwrap(),
+            ],
+        )
+    };
     std::fs::write(&file, "email,first_name,last_name,integration_uid\ntel1@example.org,Иван,Буров,1\n,Пётр,Петров,2\ntel3@example.org,Анна,Ли,1\n").unwrap();
 
-    let out = admin_cli(
-        &env,
-        &[
-            "import-bindings",
-            "--integration",
-            &integration.id.to_string(),
-            "--file",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = import();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 3: email is required"), "{stderr}");
@@ -191,16 +195,7 @@ async fn the_cli_refuses_a_bad_csv_naming_line_and_field() {
         "email,first_name,last_name,integration_uid\ntel1@example.org,Иван,Буров,1\n",
     )
     .unwrap();
-    let out = admin_cli(
-        &env,
-        &[
-            "import-bindings",
-            "--integration",
-            &integration.id.to_string(),
-            "--file",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = import();
     assert!(
         out.status.success(),
         "{}",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pipeline_tests::{call, TestEnv};
+use pipeline_tests::{call, Integration, TestEnv};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -53,17 +53,7 @@ async fn an_inactive_operator_is_dead_lettered_as_inactive() {
         &[("operator@email.com", "operator@email.com", false)],
     )
     .await;
-    assert_eq!(
-        env.post(&integration, &call("inactive-1")).await.status(),
-        202
-    );
-    env.wait_for_count(
-        "SELECT count(*) FROM dead_letters WHERE reason = 'operator_inactive'",
-        1,
-        WAIT,
-    )
-    .await;
-    assert_eq!(env.count("SELECT count(*) FROM calls").await, 0);
+    assert_set_aside(&env, &integration, "inactive-1", "operator_inactive").await;
 }
 
 #[tokio::test]
@@ -74,17 +64,7 @@ async fn a_deactivated_user_makes_the_operator_inactive() {
         .execute(&env.pool)
         .await
         .unwrap();
-    assert_eq!(
-        env.post(&integration, &call("inactive-2")).await.status(),
-        202
-    );
-    env.wait_for_count(
-        "SELECT count(*) FROM dead_letters WHERE reason = 'operator_inactive'",
-        1,
-        WAIT,
-    )
-    .await;
-    assert_eq!(env.count("SELECT count(*) FROM calls").await, 0);
+    assert_set_aside(&env, &integration, "inactive-2", "operator_inactive").await;
 }
 
 #[tokio::test]
@@ -93,16 +73,7 @@ async fn a_binding_left_out_of_an_import_stops_matching() {
     let integration = env.integration().await;
     env.bind(integration.id, &[("other@email.com", "ext-200", true)])
         .await;
-    assert_eq!(
-        env.post(&integration, &call("left-out")).await.status(),
-        202
-    );
-    env.wait_for_count(
-        "SELECT count(*) FROM dead_letters WHERE reason = 'operator_inactive'",
-        1,
-        WAIT,
-    )
-    .await;
+    assert_set_aside(&env, &integration, "left-out", "operator_inactive").await;
     let kept: i64 = env
         .count("SELECT count(*) FROM user_account_bindings")
         .await;
@@ -134,4 +105,16 @@ async fn a_message_that_cannot_be_decoded_is_dead_lettered_and_the_queue_moves_o
             .await
             .unwrap();
     assert_eq!(kept["version"], "99");
+}
+
+/// Posts a call for `uid` and expects it dead-lettered with `reason`, and no call row.
+async fn assert_set_aside(env: &TestEnv, integration: &Integration, uid: &str, reason: &str) {
+    assert_eq!(env.post(integration, &call(uid)).await.status(), 202);
+    env.wait_for_count(
+        &format!("SELECT count(*) FROM dead_letters WHERE reason = '{reason}' AND uid = '{uid}'"),
+        1,
+        WAIT,
+    )
+    .await;
+    assert_eq!(env.count("SELECT count(*) FROM calls").await, 0);
 }

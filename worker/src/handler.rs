@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use shared::domain::CallKey;
 use shared::message::CallMessage;
 use sqlx::PgPool;
 use tracing::Instrument;
@@ -45,22 +46,22 @@ impl Handler {
         match CallMessage::from_bytes(payload) {
             Ok(message) => {
                 let envelope = message.envelope();
+                let key = envelope.call.storage_key();
                 let span = tracing::info_span!(
                     "call",
                     ingest_id = %envelope.ingest_id,
                     integration = %envelope.integration_id,
-                    uid = %envelope.call.storage_key().uid,
+                    uid = %key.uid,
                 );
-                self.process_call(&message).instrument(span).await
+                self.process_call(&message, &key).instrument(span).await
             }
             Err(e) => self.set_aside_undecodable(payload, e).await,
         }
     }
 
-    async fn process_call(&self, message: &CallMessage) -> Result<(), sqlx::Error> {
+    async fn process_call(&self, message: &CallMessage, key: &CallKey) -> Result<(), sqlx::Error> {
         let envelope = message.envelope();
         let call = &envelope.call;
-        let key = call.storage_key();
         let operator = match operators::resolve(
             &self.pool,
             envelope.integration_id,
@@ -107,7 +108,7 @@ impl Handler {
             Some(prober) => prober.probe(call.media_url.url()).await,
             None => MediaStatus::skipped(call.media_url.url()),
         };
-        store::store_call(&self.pool, envelope, operator, &media).await?;
+        store::store_call(&self.pool, envelope, key, operator, &media).await?;
         tracing::debug!(media_reachable = media.reachable, "call stored");
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Writing a call (and its client) in one transaction; or setting it aside as a dead letter.
 
 use serde_json::Value;
-use shared::domain::Client;
+use shared::domain::{CallKey, Client};
 use shared::message::CallEnvelope;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -15,11 +15,11 @@ use crate::operators::Operator;
 pub async fn store_call(
     pool: &PgPool,
     envelope: &CallEnvelope,
+    key: &CallKey,
     operator: Operator,
     media: &MediaStatus,
 ) -> Result<(), sqlx::Error> {
     let call = &envelope.call;
-    let key = call.storage_key();
     let mut tx = pool.begin().await?;
     let client_id = match &call.client {
         Some(client @ Client { id: Some(_), .. }) => {
