@@ -1,6 +1,8 @@
 //! What the people running the service do by hand. Reads the same config as the services
 //! (defaults, `APP_CONFIG_FILE`, `APP_*` variables).
 
+mod dead_letters;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -71,6 +73,11 @@ enum Command {
         key: String,
         #[arg(long, value_parser = |s: &str| s.parse::<FieldType>())]
         r#type: FieldType,
+    },
+    /// List, show, replay or purge dead letters (calls set aside with a reason).
+    DeadLetters {
+        #[command(subcommand)]
+        action: dead_letters::Action,
     },
     /// Create (or reuse) a demo organisation, department, integration and an active operator
     /// bound as operator@email.com; print shell exports for the integration URL and a fresh token.
@@ -147,6 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             fields::define(&pool, organisation, &key, r#type).await?;
             println!("{key}: {}", r#type.as_str());
         }
+        Command::DeadLetters { action } => dead_letters::run(action, &pool, &settings).await?,
         Command::Demo => demo(&pool, &url).await?,
     }
     Ok(())

@@ -2,7 +2,7 @@
 
 pub mod cache;
 pub mod http;
-pub mod publisher;
+pub mod metrics;
 pub mod queued;
 pub mod rate_limit;
 pub mod startup;

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use shared::broker::Publisher;
 use shared::config::Settings;
 use tokio::net::TcpListener;
 
 use crate::cache::TtlCache;
-use crate::publisher::Publisher;
+use crate::metrics::Metrics;
 use crate::queued::QueuedNotes;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
@@ -22,7 +23,8 @@ impl Application {
         let pool = shared::store::pool(&settings.database)?;
         let ttl = Duration::from_secs(settings.auth.cache_ttl_secs);
         let state = AppState {
-            publisher: Publisher::new(settings.broker.clone()),
+            publisher: Publisher::new(settings.broker.clone(), "gateway"),
+            metrics: Metrics::default(),
             queued: QueuedNotes::spawn(pool.clone()),
             integrations: Arc::new(TtlCache::new(ttl)),
             field_definitions: Arc::new(TtlCache::new(ttl)),

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use shared::broker::Publisher;
 use shared::config::Settings;
 use shared::domain::FieldType;
 use shared::store::accounts::IntegrationAuth;
@@ -8,7 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::cache::TtlCache;
-use crate::publisher::Publisher;
+use crate::metrics::Metrics;
 use crate::queued::QueuedNotes;
 use crate::rate_limit::RateLimiter;
 
@@ -22,4 +23,5 @@ pub struct AppState {
     pub integrations: Arc<TtlCache<Uuid, Option<IntegrationAuth>>>,
     pub field_definitions: Arc<TtlCache<Uuid, HashMap<String, FieldType>>>,
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    pub metrics: Metrics,
 }

@@ -47,6 +47,7 @@ pub struct BrokerSettings {
     pub confirm_timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub delivery_limit: u32,
+    pub retry_delays_ms: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,8 +62,10 @@ pub struct AdminSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerSettings {
+    pub listen: SocketAddr,
     pub prefetch: u16,
-    pub requeue_delay_ms: u64,
+    pub auto_replay_interval_ms: u64,
+    pub replay_batch: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,7 +108,9 @@ impl Settings {
                 Environment::with_prefix("APP")
                     .prefix_separator("_")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("broker.retry_delays_ms"),
             )
             .build()?
             .try_deserialize()?;
@@ -141,6 +146,12 @@ impl BrokerSettings {
 
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+impl WorkerSettings {
+    pub fn auto_replay_interval(&self) -> Duration {
+        Duration::from_millis(self.auto_replay_interval_ms)
     }
 }
 

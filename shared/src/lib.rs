@@ -6,6 +6,7 @@ pub mod config;
 pub mod contract;
 pub mod domain;
 pub mod message;
+pub mod metrics;
 pub mod store;
 pub mod telemetry;
 pub mod token;

@@ -19,6 +19,8 @@ use uuid::Uuid;
 
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Retry schedule of every test: short, so that retries and their exhaustion take seconds.
+pub const TEST_RETRY_DELAYS_MS: [u64; 5] = [200, 400, 800, 1600, 3200];
 
 /// The original page's example, verbatim.
 pub fn seed_example() -> Value {
@@ -65,6 +67,8 @@ pub struct TestEnv {
     gateway_stop: Option<oneshot::Sender<()>>,
     worker_stop: Option<oneshot::Sender<()>>,
     worker_task: Option<tokio::task::JoinHandle<()>>,
+    worker_port: Option<u16>,
+    inspector: Option<worker::handler::Inspector>,
 }
 
 /// An integration of a fresh organisation, with `operator@email.com` bound and active in
@@ -79,6 +83,8 @@ pub struct Integration {
 pub struct Options {
     pub worker: bool,
     pub customize: Box<dyn FnOnce(&mut Settings) + Send>,
+    /// Sees every message the in-process workers decode, before they handle it.
+    pub inspector: Option<worker::handler::Inspector>,
 }
 
 impl Default for Options {
@@ -86,6 +92,7 @@ impl Default for Options {
         Self {
             worker: true,
             customize: Box::new(|_| {}),
+            inspector: None,
         }
     }
 }
@@ -111,7 +118,8 @@ impl TestEnv {
         settings.broker.connect_timeout_ms = 3000;
         settings.admin.token = SecretString::from(admin_token.clone());
         settings.auth.cache_ttl_secs = 1;
-        settings.worker.requeue_delay_ms = 200;
+        settings.worker.listen = "127.0.0.1:0".parse().expect("address");
+        settings.broker.retry_delays_ms = TEST_RETRY_DELAYS_MS.to_vec();
         settings.media.allow_loopback = true;
         settings.media.timeout_ms = 2000;
         settings.media.connect_timeout_ms = 1000;
@@ -150,16 +158,21 @@ impl TestEnv {
             gateway_stop: Some(gateway_stop),
             worker_stop: None,
             worker_task: None,
+            worker_port: None,
+            inspector: options.inspector,
         };
         if options.worker {
-            env.start_worker();
+            env.start_worker().await;
         }
         env
     }
 
     /// Starts an in-process worker with the test's settings (one at a time).
-    pub fn start_worker(&mut self) {
-        let worker = worker::Worker::build(&self.settings).expect("build worker");
+    pub async fn start_worker(&mut self) {
+        let worker = worker::Worker::build_inspected(&self.settings, self.inspector.clone())
+            .await
+            .expect("build worker");
+        self.worker_port = Some(worker.port());
         let (stop, stopped) = oneshot::channel::<()>();
         self.worker_stop = Some(stop);
         self.worker_task = Some(tokio::spawn(worker.run_until_stopped(async move {
@@ -175,6 +188,41 @@ impl TestEnv {
         if let Some(task) = self.worker_task.take() {
             let _ = task.await;
         }
+    }
+
+    /// The in-process worker's /metrics.
+    pub async fn worker_metrics(&self) -> String {
+        let port = self.worker_port.expect("a worker was started");
+        self.text(&format!("http://127.0.0.1:{port}/metrics")).await
+    }
+
+    /// The gateway's /metrics.
+    pub async fn gateway_metrics(&self) -> String {
+        self.text(&format!("{}/metrics", self.base_url)).await
+    }
+
+    async fn text(&self, url: &str) -> String {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body")
+    }
+
+    /// `POST`/`GET`/`DELETE` on the admin API with the admin token; (status, JSON body).
+    pub async fn admin(&self, method: reqwest::Method, path_and_query: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, format!("{}{path_and_query}", self.base_url))
+            .header("Authorization", &self.admin_token)
+            .send()
+            .await
+            .expect("admin request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub fn work_queue(&self) -> String {
@@ -359,7 +407,7 @@ impl Drop for TestEnv {
             task.abort();
         }
         let db_name = self.db_name.clone();
-        let prefix = self.settings.broker.queue_prefix.clone();
+        let broker = self.settings.broker.clone();
         // Clean-up is best effort and needs async I/O; Drop is sync and may run inside the
         // test's runtime, so it gets a runtime of its own on another thread.
         let _ = std::thread::spawn(move || {
@@ -373,30 +421,47 @@ impl Drop for TestEnv {
                         .execute(&mut conn)
                         .await;
                 }
-                delete_queues(&prefix).await;
+                delete_queues(&broker).await;
             });
         })
         .join();
     }
 }
 
-pub async fn delete_queues(prefix: &str) {
+pub async fn delete_queues(settings: &shared::config::BrokerSettings) {
     let Ok(conn) =
         lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default()).await
     else {
         return;
     };
     if let Ok(channel) = conn.create_channel().await {
-        for suffix in ["calls", "dead"] {
+        for queue in shared::broker::Topology::new(settings).queues() {
             let _ = channel
-                .queue_delete(
-                    format!("{prefix}.{suffix}").as_str().into(),
-                    lapin::options::QueueDeleteOptions::default(),
-                )
+                .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
                 .await;
         }
     }
     let _ = conn.close(200, "".into()).await;
+}
+
+/// The value of one sample in a /metrics text, e.g.
+/// `metric(&text, "callq_worker_calls_retried_total{class=\"pool_timeout\"}")`; 0 if absent.
+pub fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Sum of every sample of a metric, whatever its labels.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Polls `check` until it returns `Ok`, giving up after `timeout` with its last `Err`.
@@ -511,5 +576,16 @@ pub fn child_env(env: &TestEnv) -> Vec<(String, String)> {
         ("APP_MEDIA__ALLOW_LOOPBACK".into(), "true".into()),
         ("APP_DATABASE__MAX_CONNECTIONS".into(), "4".into()),
         ("APP_LOG__FILTER".into(), "warn".into()),
+        ("APP_WORKER__LISTEN".into(), "127.0.0.1:0".into()),
+        (
+            "APP_BROKER__RETRY_DELAYS_MS".into(),
+            env.settings
+                .broker
+                .retry_delays_ms
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     ]
 }

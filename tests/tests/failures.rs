@@ -25,6 +25,7 @@ async fn an_unreachable_broker_gets_503_with_retry_after_never_202() {
         customize: Box::new(move |s| {
             s.broker.url = SecretString::from(format!("amqp://guest:guest@127.0.0.1:{closed}/%2f"))
         }),
+        ..Default::default()
     })
     .await;
     let integration = env.integration().await;
@@ -62,6 +63,7 @@ async fn a_broker_lost_mid_flight_gets_503s_and_every_202_is_stored() {
         customize: Box::new(move |s| {
             s.broker.url = SecretString::from(format!("amqp://guest:guest@127.0.0.1:{port}/%2f"))
         }),
+        ..Default::default()
     })
     .await;
     let integration = env.integration().await;
@@ -93,7 +95,7 @@ async fn a_broker_lost_mid_flight_gets_503s_and_every_202_is_stored() {
 
     // The worker talks to the broker directly: what was confirmed is stored, nothing else.
     let mut env = env;
-    env.start_worker();
+    env.start_worker().await;
     env.wait_for_count("SELECT count(*) FROM calls", accepted.len() as i64, WAIT)
         .await;
     assert_eq!(
@@ -114,6 +116,7 @@ async fn a_gateway_without_its_database_answers_503_or_serves_from_its_auth_cach
             s.database.acquire_timeout_ms = 500;
             s.auth.cache_ttl_secs = 60;
         }),
+        ..Default::default()
     })
     .await;
     let warm = env.integration().await;
@@ -143,13 +146,14 @@ async fn a_worker_without_its_database_acks_nothing_and_stores_everything_once_i
     let mut env = TestEnv::start_with(Options {
         worker: false,
         customize: Box::new(|s| s.broker.delivery_limit = 1000),
+        ..Default::default()
     })
     .await;
     let integration = env.integration().await;
     let direct = env.settings.database.url.clone();
     env.settings.database.url = via_port(&env.settings.database.url, port);
     env.settings.database.acquire_timeout_ms = 300;
-    env.start_worker();
+    env.start_worker().await;
     env.settings.database.url = direct;
 
     proxy.cut();
@@ -205,7 +209,7 @@ async fn a_worker_killed_with_unacked_messages_loses_none_and_a_new_worker_store
     child.wait().await.unwrap();
 
     env.settings.media.probe = false;
-    env.start_worker();
+    env.start_worker().await;
     env.wait_for_count("SELECT count(*) FROM calls", CALLS as i64, WAIT)
         .await;
     assert_eq!(
@@ -227,7 +231,7 @@ async fn a_worker_that_loses_the_broker_reconnects_and_goes_on() {
     let direct = env.settings.broker.url.clone();
     env.settings.broker.url =
         SecretString::from(format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port));
-    env.start_worker();
+    env.start_worker().await;
     env.settings.broker.url = direct;
 
     assert_eq!(env.post(&integration, &call("before")).await.status(), 202);
@@ -269,7 +273,7 @@ async fn a_stopping_worker_finishes_and_acks_what_it_holds() {
         body["media_url"] = json!(format!("{}/slow.wav", media.base));
         assert_eq!(env.post(&integration, &body).await.status(), 202);
     }
-    env.start_worker();
+    env.start_worker().await;
     // All three delivered and in flight.
     env.wait_for_ready(0, WAIT).await;
     env.stop_worker().await;

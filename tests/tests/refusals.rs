@@ -227,6 +227,7 @@ async fn an_integration_over_its_rate_gets_429_with_retry_after_and_others_do_no
             s.http.rate_limit_per_sec = 0.01;
             s.http.rate_limit_burst = 2;
         }),
+        ..Default::default()
     })
     .await;
     let busy = env.integration().await;
@@ -253,6 +254,7 @@ async fn a_request_that_stalls_mid_body_gets_the_contracts_503_within_the_reques
     let env = TestEnv::start_with(Options {
         worker: false,
         customize: Box::new(|s| s.http.request_timeout_ms = 300),
+        ..Default::default()
     })
     .await;
     let integration = env.integration().await;

@@ -1,27 +1,56 @@
 //! The consuming loop: manual acks, bounded prefetch, a session rebuilt whenever the broker
-//! connection is lost, and a shutdown that finishes (and acks) in-flight messages first.
+//! connection is lost, and a shutdown that finishes (and settles) in-flight messages first.
+//!
+//! One session consumes two queues: the work queue, and the dead queue where the broker
+//! itself set messages aside (poison over the delivery limit, or rejected), which is copied
+//! into the `dead_letters` table so that people see and replay them like the rest.
 
+use std::any::Any;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Consumer as Stream};
+use shared::broker::headers::{Attempts, Death};
 use shared::broker::{self, Topology};
 use shared::config::BrokerSettings;
+use shared::metrics::label;
+use shared::store::dead_letters::Reason;
 use tokio::task::JoinSet;
 
 use crate::handler::{Handler, Outcome};
+use crate::metrics::Metrics;
+use crate::retry::{Next, Retrier};
 
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// Dead-queue messages are rare and each is one insert: a few at a time is plenty.
+const DEAD_QUEUE_PREFETCH: u16 = 4;
+/// After failing to record a dead-queue message (the database is down), wait before
+/// handing it back, so that the dead queue is not spun through.
+const DEAD_QUEUE_PAUSE: Duration = Duration::from_secs(1);
+const DEPTH_SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Consumer {
     pub broker: BrokerSettings,
     pub prefetch: u16,
+    pub settler: Arc<Settler>,
+}
+
+/// What a finished message needs: the handler's verdict turned into broker actions.
+pub struct Settler {
     pub handler: Handler,
+    pub retrier: Retrier,
+    pub metrics: Metrics,
+    /// `broker.delivery_limit`, for describing poison when the broker does not say.
+    pub delivery_limit: u32,
 }
 
 enum SessionEnd {
@@ -59,47 +88,44 @@ impl Consumer {
         let setup = async {
             let channel = connection.create_channel().await?;
             topology.declare(&channel).await?;
-            channel
-                .basic_qos(self.prefetch, BasicQosOptions::default())
-                .await?;
-            let consumer = channel
-                .basic_consume(
-                    topology.work_queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            Ok::<_, lapin::Error>((channel, consumer))
+            let work = consume(&connection, &topology.work_queue, self.prefetch).await?;
+            let dead = consume(&connection, &topology.dead_queue, DEAD_QUEUE_PREFETCH).await?;
+            Ok::<_, lapin::Error>((channel, work, dead))
         };
-        let (channel, mut consumer) = match setup.await {
+        let (side_channel, (work_channel, mut work), (dead_channel, mut dead)) = match setup.await {
             Ok(v) => v,
             Err(e) => return SessionEnd::Lost(e.to_string()),
         };
         tracing::info!(queue = %topology.work_queue, prefetch = self.prefetch, "consuming");
 
+        let mut depths = tokio::time::interval(DEPTH_SAMPLE_EVERY);
         let mut in_flight = JoinSet::new();
         let end = loop {
             tokio::select! {
                 _ = &mut *shutdown => {
-                    let _ = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
+                    let _ = work_channel.basic_cancel(work.tag(), BasicCancelOptions::default()).await;
+                    let _ = dead_channel.basic_cancel(dead.tag(), BasicCancelOptions::default()).await;
                     break SessionEnd::Stopped;
                 }
-                next = consumer.next() => match next {
+                next = work.next() => match next {
                     Some(Ok(delivery)) => {
-                        let handler = self.handler.clone();
-                        in_flight.spawn(async move {
-                            let outcome = handler.handle(&delivery.data).await;
-                            settle(delivery, outcome).await
-                        });
+                        in_flight.spawn(self.settler.clone().work(delivery));
                     }
                     Some(Err(e)) => break SessionEnd::Lost(e.to_string()),
                     None => break SessionEnd::Lost("the broker cancelled the consumer".into()),
                 },
+                next = dead.next() => match next {
+                    Some(Ok(delivery)) => {
+                        in_flight.spawn(self.settler.clone().dead(delivery));
+                    }
+                    Some(Err(e)) => break SessionEnd::Lost(e.to_string()),
+                    None => break SessionEnd::Lost("the broker cancelled the consumer".into()),
+                },
+                _ = depths.tick() => self.settler.sample_depths(&side_channel, topology).await,
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             }
         };
-        // Messages being handled are finished (and acked if the channel still lives);
+        // Messages being handled are finished (and settled if the channel still lives);
         // whatever is not acked goes back to the queue when the connection closes.
         while in_flight.join_next().await.is_some() {}
         let _ = connection.close(200, "worker stopping".into()).await;
@@ -107,20 +133,197 @@ impl Consumer {
     }
 }
 
-async fn settle(delivery: Delivery, outcome: Outcome) {
-    let result = match outcome {
-        Outcome::Done => delivery.acker.ack(BasicAckOptions::default()).await,
-        Outcome::Retry => {
-            delivery
-                .acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                })
-                .await
+async fn consume(
+    connection: &Connection,
+    queue: &str,
+    prefetch: u16,
+) -> Result<(Channel, Stream), lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let stream = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((channel, stream))
+}
+
+impl Settler {
+    async fn work(self: Arc<Self>, delivery: Delivery) {
+        let handled = AssertUnwindSafe(self.handler.handle(&delivery.data))
+            .catch_unwind()
+            .await;
+        let settled = match handled {
+            Ok(Outcome::Done) => delivery.acker.ack(BasicAckOptions::default()).await,
+            Ok(Outcome::Transient { class, error }) => self.retry(&delivery, class, &error).await,
+            Err(panic) => {
+                self.metrics.panics.inc();
+                tracing::error!(
+                    panic = panic_message(&*panic),
+                    "handling a message panicked; it goes back to the queue and is set aside \
+                     as poison once it reaches the delivery limit"
+                );
+                // Reject, not nack: on every RabbitMQ version it counts toward the limit.
+                delivery
+                    .acker
+                    .reject(BasicRejectOptions { requeue: true })
+                    .await
+            }
+        };
+        if let Err(e) = settled {
+            tracing::warn!(error = %e, "could not settle a delivery; the broker will redeliver it");
         }
-    };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "could not settle a delivery; the broker will redeliver it");
     }
+
+    /// The copy on the delay queue is confirmed before the original is acked: a crash in
+    /// between leaves two copies, and the upsert by `uid` absorbs the second.
+    async fn retry(
+        &self,
+        delivery: &Delivery,
+        class: &'static str,
+        error: &str,
+    ) -> Result<bool, lapin::Error> {
+        let attempts = Attempts::read(&delivery.properties).and_failure(error);
+        match self.retrier.schedule(&delivery.data, &attempts).await {
+            Ok(Next::Delayed(wait)) => {
+                self.metrics
+                    .retried
+                    .get_or_create(&label("class", class))
+                    .inc();
+                tracing::info!(
+                    attempt = attempts.failed + 1,
+                    ?wait,
+                    "call scheduled for another attempt"
+                );
+                delivery.acker.ack(BasicAckOptions::default()).await
+            }
+            Ok(Next::Exhausted) => {
+                let detail = format!(
+                    "failed {} times with transient errors; last: {error}",
+                    attempts.failed
+                );
+                let failed = i32::try_from(attempts.failed).unwrap_or(i32::MAX);
+                let recorded = self
+                    .handler
+                    .set_aside(
+                        &delivery.data,
+                        Reason::RetriesExhausted,
+                        detail,
+                        failed,
+                        attempts.first_failed_at,
+                    )
+                    .await;
+                match recorded {
+                    Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
+                    Err(e) => {
+                        // Still down: the broker keeps it in the dead queue, and it is
+                        // recorded from there once the database is back.
+                        tracing::warn!(error = %e, "cannot record exhausted retries; handing the call to the dead queue");
+                        delivery
+                            .acker
+                            .reject(BasicRejectOptions { requeue: false })
+                            .await
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot publish the retry; requeueing the call");
+                delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await
+            }
+        }
+    }
+
+    async fn dead(self: Arc<Self>, delivery: Delivery) {
+        let death = Death::read(&delivery.properties);
+        let attempts = Attempts::read(&delivery.properties);
+        let (reason, detail, count) = match death.as_ref() {
+            Some(d) if d.reason == "delivery_limit" => {
+                let count = d.delivery_count.unwrap_or(i64::from(self.delivery_limit));
+                (
+                    Reason::Poison,
+                    format!(
+                        "delivered {} times without being settled: a worker crashed or panicked \
+                         on it each time (broker.delivery_limit)",
+                        count
+                    ),
+                    count,
+                )
+            }
+            _ => (
+                Reason::RetriesExhausted,
+                format!(
+                    "failed {} times with transient errors; last: {}",
+                    attempts.failed,
+                    attempts.last_error.as_deref().unwrap_or("unknown")
+                ),
+                i64::from(attempts.failed),
+            ),
+        };
+        let attempts_count = i32::try_from(count.max(1)).unwrap_or(i32::MAX);
+        let recorded = self
+            .handler
+            .set_aside(
+                &delivery.data,
+                reason,
+                detail,
+                attempts_count,
+                attempts.first_failed_at,
+            )
+            .await;
+        let settled = match recorded {
+            Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record a message from the dead queue; it stays there");
+                tokio::time::sleep(DEAD_QUEUE_PAUSE).await;
+                delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await
+            }
+        };
+        if let Err(e) = settled {
+            tracing::warn!(error = %e, "could not settle a dead-queue delivery");
+        }
+    }
+
+    /// A passive declare returns the ready count without touching the queue.
+    async fn sample_depths(&self, channel: &Channel, topology: &Topology) {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        for queue in topology.queues() {
+            if let Ok(q) = channel
+                .queue_declare(queue.into(), passive, FieldTable::default())
+                .await
+            {
+                self.metrics
+                    .queue_messages
+                    .get_or_create(&label("queue", queue))
+                    .set(i64::from(q.message_count()));
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }

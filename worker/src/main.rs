@@ -4,7 +4,8 @@ use shared::config::Settings;
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     shared::telemetry::init(&settings.log);
-    let worker = worker::Worker::build(&settings)?;
+    let worker = worker::Worker::build(&settings).await?;
+    tracing::info!(port = worker.port(), "worker metrics listening");
     worker.run_until_stopped(shutdown_signal()).await;
     tracing::info!("worker stopped");
     Ok(())

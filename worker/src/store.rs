@@ -3,6 +3,7 @@
 use serde_json::Value;
 use shared::domain::{CallKey, Client};
 use shared::message::CallEnvelope;
+use shared::store::dead_letters::{self, NewDeadLetter};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -129,55 +130,10 @@ async fn clear_queued_note(
     Ok(())
 }
 
-/// Why a message was set aside; the names are what operators filter and replay by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeadLetterReason {
-    OperatorNotFound,
-    OperatorInactive,
-    Undecodable,
-}
-
-impl DeadLetterReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OperatorNotFound => "operator_not_found",
-            Self::OperatorInactive => "operator_inactive",
-            Self::Undecodable => "undecodable",
-        }
-    }
-}
-
-/// What is known of a message being dead-lettered; `message` is kept whole for replay.
-pub struct DeadLetter<'a> {
-    pub ingest_id: Uuid,
-    pub integration_id: Option<Uuid>,
-    pub operator_id: Option<&'a str>,
-    pub uid: Option<&'a str>,
-    pub reason: DeadLetterReason,
-    pub detail: String,
-    pub message: Value,
-}
-
-/// The same message dead-lettered again (a redelivery) counts an attempt, not a new row.
-pub async fn dead_letter(pool: &PgPool, letter: DeadLetter<'_>) -> Result<(), sqlx::Error> {
+/// Records a dead letter and clears the call's queued note, all or nothing.
+pub async fn set_aside(pool: &PgPool, letter: &NewDeadLetter) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO dead_letters (id, ingest_id, integration_id, operator_id, uid, reason, detail, message)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (ingest_id) DO UPDATE SET
-            attempts = dead_letters.attempts + 1, last_failed_at = now(),
-            reason = EXCLUDED.reason, detail = EXCLUDED.detail",
-    )
-    .bind(Uuid::now_v7())
-    .bind(letter.ingest_id)
-    .bind(letter.integration_id)
-    .bind(letter.operator_id)
-    .bind(letter.uid)
-    .bind(letter.reason.as_str())
-    .bind(&letter.detail)
-    .bind(&letter.message)
-    .execute(&mut *tx)
-    .await?;
+    dead_letters::record(&mut tx, letter).await?;
     clear_queued_note(&mut tx, letter.ingest_id).await?;
     tx.commit().await
 }

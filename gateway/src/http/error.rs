@@ -16,6 +16,8 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("not found")]
     NotFound(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
     #[error("body over {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type: {0}")]
@@ -51,6 +53,7 @@ impl ApiError {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid(_) | Self::InvalidRows(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -65,7 +68,7 @@ impl ApiError {
         let one = |detail: String| vec![error_object(status, detail, None)];
         match self {
             Self::Unauthorized(why) => one((*why).to_owned()),
-            Self::NotFound(what) => one(what.clone()),
+            Self::NotFound(what) | Self::BadRequest(what) => one(what.clone()),
             Self::PayloadTooLarge { limit } => one(format!(
                 "the body is larger than {limit} bytes; send one call per request"
             )),

@@ -2,26 +2,34 @@
 
 pub mod auth;
 pub mod bindings;
+pub mod dead_letters;
 pub mod error;
 pub mod health;
 pub mod phone_calls;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
 
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 pub fn router(app: AppState) -> Router {
     let settings = &app.settings.http;
     Router::new()
-        .merge(phone_calls::router())
+        .merge(phone_calls::router(app.metrics.clone()))
         .merge(bindings::router())
+        .merge(dead_letters::router())
         .merge(health::router())
+        .route(
+            "/metrics",
+            get(Metrics::render).with_state(app.metrics.clone()),
+        )
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
         // A request that overruns (a client trickling its body, say) gets the contract's 503.
         .layer(

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,19 +17,24 @@ use serde_json::{json, Value};
 use shared::contract::{parse_call, ParsedCall};
 use shared::domain::FieldType;
 use shared::message::{CallEnvelope, CallMessage};
+use shared::store::dead_letters::{self, Reason};
 use shared::store::fields;
 use uuid::Uuid;
 
 use super::auth::Integration;
 use super::error::ApiError;
+use crate::metrics::Metrics;
 use crate::queued::QueuedNote;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router(metrics: Metrics) -> Router<AppState> {
     Router::new()
         .route(
             "/api/v1/integrations/{integration_id}/phone_calls",
-            post(create),
+            post(create).route_layer(middleware::from_fn_with_state(
+                metrics,
+                Metrics::count_answers,
+            )),
         )
         .route(
             "/api/v1/integrations/{integration_id}/phone_calls/{uid}",
@@ -69,6 +75,7 @@ async fn create(
         .publish(&CallMessage::V1(envelope).to_bytes())
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    app.metrics.published.inc();
 
     app.queued.note(QueuedNote {
         ingest_id,
@@ -177,15 +184,6 @@ struct StoredCall {
     client_id: Option<Uuid>,
 }
 
-#[derive(sqlx::FromRow)]
-struct DeadLetter {
-    reason: String,
-    detail: String,
-    attempts: i32,
-    first_failed_at: DateTime<Utc>,
-    last_failed_at: DateTime<Utc>,
-}
-
 async fn show(
     State(app): State<AppState>,
     integration: Integration,
@@ -212,21 +210,12 @@ async fn show(
         return Ok(Json(stored_document(call)).into_response());
     }
 
-    let dead: Option<DeadLetter> = sqlx::query_as(
-        "SELECT reason, detail, attempts, first_failed_at, last_failed_at FROM dead_letters
-         WHERE integration_id = $1 AND uid = $2 ORDER BY last_failed_at DESC LIMIT 1",
-    )
-    .bind(integration_id)
-    .bind(&uid)
-    .fetch_optional(&app.pool)
-    .await?;
-    if let Some(dead) = dead {
-        let replay = match dead.reason.as_str() {
-            "operator_not_found" | "operator_inactive" => {
-                "once an active operator is bound to this operator_id (import_user_account_bindings), the call can be replayed"
-            }
-            _ => "the call is kept and can be replayed once the cause is fixed",
-        };
+    if let Some(dead) = dead_letters::latest_for_call(&app.pool, integration_id, &uid).await? {
+        let replay = dead
+            .reason
+            .parse::<Reason>()
+            .map(Reason::replay_hint)
+            .unwrap_or("can be replayed once the cause is fixed");
         return Ok(Json(json!({"data": {
             "type": "phone_calls",
             "id": uid,
@@ -237,6 +226,7 @@ async fn show(
                 "attempts": dead.attempts,
                 "first_failed_at": dead.first_failed_at,
                 "last_failed_at": dead.last_failed_at,
+                "dead_letter_id": dead.id,
                 "replay": replay,
             },
         }}))

@@ -114,6 +114,9 @@ pub fn validate(rows: &[BindingRow]) -> Result<(), Vec<RowError>> {
     }
 }
 
+/// Postgres notification channel told of every committed import.
+pub const BINDINGS_CHANNEL: &str = "callq_bindings";
+
 pub async fn import(
     pool: &PgPool,
     integration_id: Uuid,
@@ -187,6 +190,12 @@ pub async fn import(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    // Delivered on commit: workers replay the calls set aside for operators now bound.
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(BINDINGS_CHANNEL)
+        .bind(integration_id.to_string())
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(ImportSummary {
         imported: rows.len() as u64,

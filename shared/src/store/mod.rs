@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod bindings;
+pub mod dead_letters;
 pub mod fields;
 
 use secrecy::ExposeSecret;

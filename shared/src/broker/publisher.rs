@@ -1,16 +1,19 @@
-//! Publishing calls with publisher confirms over a pool of channels, so that no request
-//! waits behind another's confirm, and reconnecting when the broker comes back.
+//! Publishing with publisher confirms over a pool of channels, so that no request waits
+//! behind another's confirm, and reconnecting when the broker comes back. The gateway
+//! publishes calls with it, the worker retries, replays publish dead letters again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{FieldTable, ShortString};
 use lapin::Confirmation;
 use lapin::{BasicProperties, Channel, Connection};
-use shared::broker::{self, Topology};
-use shared::config::BrokerSettings;
 use tokio::sync::{Mutex, RwLock};
+
+use super::{BrokerError, Topology};
+use crate::config::BrokerSettings;
 
 /// After a failed connect, requests fail fast for this long instead of each retrying.
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
@@ -35,6 +38,7 @@ pub struct Publisher {
 }
 
 struct Inner {
+    name: &'static str,
     settings: BrokerSettings,
     topology: Topology,
     live: RwLock<Option<Live>>,
@@ -55,10 +59,11 @@ impl Live {
 
 impl Publisher {
     /// Does not connect: the first publish (or readiness check) does, so a gateway starts
-    /// and answers 503 while the broker is down.
-    pub fn new(settings: BrokerSettings) -> Self {
+    /// and answers 503 while the broker is down. `name` labels the connection in RabbitMQ.
+    pub fn new(settings: BrokerSettings, name: &'static str) -> Self {
         Self {
             inner: Arc::new(Inner {
+                name,
                 topology: Topology::new(&settings),
                 settings,
                 live: RwLock::new(None),
@@ -68,10 +73,40 @@ impl Publisher {
         }
     }
 
-    /// Resolves only once the broker has confirmed the message durably queued.
+    pub fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+
+    /// Onto the work queue; resolves only once the broker has confirmed the message
+    /// durably queued.
     pub async fn publish(&self, payload: &[u8]) -> Result<(), PublishError> {
+        let queue = self.inner.topology.work_queue.as_str();
+        self.publish_to(queue, payload, properties()).await
+    }
+
+    /// Onto a delay queue, carrying `headers`; `expiration` (at most the queue's own TTL)
+    /// spreads retries of messages that failed together.
+    pub async fn publish_delayed(
+        &self,
+        queue: &str,
+        payload: &[u8],
+        headers: FieldTable,
+        expiration: Duration,
+    ) -> Result<(), PublishError> {
+        let properties = properties()
+            .with_headers(headers)
+            .with_expiration(ShortString::from(expiration.as_millis().to_string()));
+        self.publish_to(queue, payload, properties).await
+    }
+
+    async fn publish_to(
+        &self,
+        queue: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
         let channel = self.channel().await?;
-        let result = self.publish_on(&channel, payload).await;
+        let result = self.publish_on(&channel, queue, payload, properties).await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, "publish failed");
             if !channel.status().connected() {
@@ -86,15 +121,18 @@ impl Publisher {
         self.channel().await.is_ok()
     }
 
-    async fn publish_on(&self, channel: &Channel, payload: &[u8]) -> Result<(), PublishError> {
-        let properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into());
+    async fn publish_on(
+        &self,
+        channel: &Channel,
+        queue: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
         let publish = async {
             let confirm = channel
                 .basic_publish(
                     "".into(),
-                    self.inner.topology.work_queue.as_str().into(),
+                    queue.into(),
                     BasicPublishOptions {
                         mandatory: true,
                         ..BasicPublishOptions::default()
@@ -152,8 +190,8 @@ impl Publisher {
         Some(live.channels[i].clone())
     }
 
-    async fn connect(&self) -> Result<Live, broker::BrokerError> {
-        let connection = broker::connect(&self.inner.settings, "gateway").await?;
+    async fn connect(&self) -> Result<Live, BrokerError> {
+        let connection = super::connect(&self.inner.settings, self.inner.name).await?;
         let setup = async {
             let mut channels = Vec::with_capacity(self.inner.settings.publish_channels.max(1));
             for _ in 0..self.inner.settings.publish_channels.max(1) {
@@ -168,10 +206,17 @@ impl Publisher {
         };
         let channels = tokio::time::timeout(self.inner.settings.connect_timeout(), setup)
             .await
-            .map_err(|_| broker::BrokerError::ConnectTimeout)??;
+            .map_err(|_| BrokerError::ConnectTimeout)??;
         Ok(Live {
             connection,
             channels,
         })
     }
+}
+
+/// Persistent: a confirmed message survives a broker restart.
+fn properties() -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
 }

@@ -1,0 +1,142 @@
+//! What a message carries from one attempt to the next, in AMQP headers, so that its body
+//! stays byte-identical to what the gateway published. A replay publishes without them:
+//! replayed messages start with fresh attempt counts.
+
+use chrono::{DateTime, TimeZone, Utc};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::BasicProperties;
+
+const FAILED_ATTEMPTS: &str = "x-callq-failed-attempts";
+const FIRST_FAILED_AT: &str = "x-callq-first-failed-at";
+const LAST_ERROR: &str = "x-callq-last-error";
+
+/// The transient failures a message has met so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attempts {
+    pub failed: u32,
+    pub first_failed_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+impl Attempts {
+    pub fn read(properties: &BasicProperties) -> Self {
+        let Some(headers) = properties.headers() else {
+            return Self::default();
+        };
+        let headers = headers.inner();
+        let int = |key: &str| headers.get(key).and_then(as_i64);
+        Self {
+            failed: int(FAILED_ATTEMPTS)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+            first_failed_at: int(FIRST_FAILED_AT)
+                .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+            last_error: headers.get(LAST_ERROR).and_then(as_string),
+        }
+    }
+
+    /// These attempts plus one that just failed with `error`.
+    pub fn and_failure(&self, error: &str) -> Self {
+        Self {
+            failed: self.failed + 1,
+            first_failed_at: Some(self.first_failed_at.unwrap_or_else(Utc::now)),
+            last_error: Some(error.to_owned()),
+        }
+    }
+
+    pub fn to_headers(&self) -> FieldTable {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            ShortString::from(FAILED_ATTEMPTS),
+            AMQPValue::LongLongInt(i64::from(self.failed)),
+        );
+        if let Some(at) = self.first_failed_at {
+            headers.insert(
+                ShortString::from(FIRST_FAILED_AT),
+                AMQPValue::LongLongInt(at.timestamp_millis()),
+            );
+        }
+        if let Some(error) = &self.last_error {
+            headers.insert(
+                ShortString::from(LAST_ERROR),
+                AMQPValue::LongString(LongString::from(error.as_str())),
+            );
+        }
+        headers
+    }
+}
+
+/// Why the broker itself dead-lettered a message: the newest `x-death` entry (the array is
+/// newest first), e.g. `delivery_limit` or `rejected`, and how often deliveries were tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Death {
+    pub reason: String,
+    pub queue: Option<String>,
+    pub delivery_count: Option<i64>,
+}
+
+impl Death {
+    pub fn read(properties: &BasicProperties) -> Option<Self> {
+        let headers = properties.headers().as_ref()?.inner();
+        let newest = match headers.get("x-death")? {
+            AMQPValue::FieldArray(entries) => entries.as_slice().first()?.clone(),
+            _ => return None,
+        };
+        let AMQPValue::FieldTable(newest) = newest else {
+            return None;
+        };
+        let newest = newest.inner();
+        Some(Self {
+            reason: newest.get("reason").and_then(as_string)?,
+            queue: newest.get("queue").and_then(as_string),
+            delivery_count: headers.get("x-delivery-count").and_then(as_i64),
+        })
+    }
+}
+
+fn as_i64(value: &AMQPValue) -> Option<i64> {
+    match value {
+        AMQPValue::LongLongInt(n) => Some(*n),
+        AMQPValue::LongInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::Timestamp(n) => i64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+fn as_string(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_survive_the_round_trip_through_headers() {
+        let first = Attempts::default().and_failure("pool timed out");
+        let second = Attempts::read(&BasicProperties::default().with_headers(first.to_headers()))
+            .and_failure("connection refused");
+        let read = Attempts::read(&BasicProperties::default().with_headers(second.to_headers()));
+        assert_eq!(read.failed, 2);
+        assert_eq!(
+            read.first_failed_at.map(|t| t.timestamp_millis()),
+            first.first_failed_at.map(|t| t.timestamp_millis())
+        );
+        assert_eq!(read.last_error.as_deref(), Some("connection refused"));
+    }
+
+    #[test]
+    fn a_message_without_headers_has_no_failed_attempts() {
+        assert_eq!(
+            Attempts::read(&BasicProperties::default()),
+            Attempts::default()
+        );
+        assert_eq!(Death::read(&BasicProperties::default()), None);
+    }
+}

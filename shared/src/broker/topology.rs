@@ -1,0 +1,115 @@
+//! The queues of one deployment (or one test), all named from one prefix.
+//!
+//! - `<prefix>.calls`: the work queue. A quorum queue whose messages over the delivery limit
+//!   (poison: a worker died or panicked on them) or rejected are dead-lettered
+//!   at-least-once into `<prefix>.dead`, never dropped.
+//! - `<prefix>.retry.<ms>ms`: one delay queue per step of the retry schedule. Nobody
+//!   consumes them; a message waits out the queue's TTL and is dead-lettered back onto the
+//!   work queue. Named by delay, so changing the schedule declares new queues instead of
+//!   clashing with the arguments of old ones.
+//! - `<prefix>.dead`: what the broker itself set aside; workers copy it into the
+//!   `dead_letters` table, where it is listed and replayed.
+
+use std::time::Duration;
+
+use lapin::options::QueueDeclareOptions;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::Channel;
+
+use crate::config::BrokerSettings;
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub work_queue: String,
+    pub dead_queue: String,
+    pub retry_queues: Vec<RetryQueue>,
+    delivery_limit: u32,
+}
+
+/// One step of the retry schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryQueue {
+    pub name: String,
+    pub delay: Duration,
+}
+
+impl Topology {
+    pub fn new(broker: &BrokerSettings) -> Self {
+        let prefix = &broker.queue_prefix;
+        Self {
+            work_queue: format!("{prefix}.calls"),
+            dead_queue: format!("{prefix}.dead"),
+            retry_queues: broker
+                .retry_delays_ms
+                .iter()
+                .map(|&ms| RetryQueue {
+                    name: format!("{prefix}.retry.{ms}ms"),
+                    delay: Duration::from_millis(ms),
+                })
+                .collect(),
+            delivery_limit: broker.delivery_limit,
+        }
+    }
+
+    /// Every queue name, for clean-up and for watching depths.
+    pub fn queues(&self) -> Vec<&str> {
+        let mut all = vec![self.work_queue.as_str(), self.dead_queue.as_str()];
+        all.extend(self.retry_queues.iter().map(|q| q.name.as_str()));
+        all
+    }
+
+    /// Idempotent; every process calls it so any may start first. Dead-letter targets are
+    /// declared before the queues that dead-letter into them: a missing target drops.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let quorum = || {
+            let mut args = FieldTable::default();
+            args.insert(ShortString::from("x-queue-type"), long("quorum"));
+            args
+        };
+        declare(channel, &self.dead_queue, quorum()).await?;
+
+        let mut args = quorum();
+        dead_letter_to(&mut args, &self.dead_queue);
+        args.insert(
+            ShortString::from("x-delivery-limit"),
+            AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+        );
+        declare(channel, &self.work_queue, args).await?;
+
+        for retry in &self.retry_queues {
+            let mut args = quorum();
+            dead_letter_to(&mut args, &self.work_queue);
+            let ttl = i64::try_from(retry.delay.as_millis()).unwrap_or(i64::MAX);
+            args.insert(
+                ShortString::from("x-message-ttl"),
+                AMQPValue::LongLongInt(ttl),
+            );
+            declare(channel, &retry.name, args).await?;
+        }
+        Ok(())
+    }
+}
+
+/// At-least-once dead-lettering (a quorum queue feature) needs `reject-publish` overflow.
+fn dead_letter_to(args: &mut FieldTable, queue: &str) {
+    args.insert(ShortString::from("x-dead-letter-exchange"), long(""));
+    args.insert(ShortString::from("x-dead-letter-routing-key"), long(queue));
+    args.insert(
+        ShortString::from("x-dead-letter-strategy"),
+        long("at-least-once"),
+    );
+    args.insert(ShortString::from("x-overflow"), long("reject-publish"));
+}
+
+async fn declare(channel: &Channel, name: &str, args: FieldTable) -> Result<(), lapin::Error> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel.queue_declare(name.into(), durable, args).await?;
+    Ok(())
+}
+
+fn long(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}
