@@ -1,6 +1,6 @@
-//! The real parts failing: broker unreachable or lost, database down, a worker killed with
-//! messages in hand. Outages are made with a TCP proxy in front of the shared servers, so
-//! the servers themselves keep running for the other tests.
+//! The real parts failing: broker unreachable or lost, a gateway's database down, a worker
+//! killed with messages in hand (a worker's database down: `retries.rs`). Outages are made
+//! with a TCP proxy in front of the shared servers, which keep running for the other tests.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -137,42 +137,6 @@ async fn a_gateway_without_its_database_answers_503_or_serves_from_its_auth_cach
         "a cached integration is authenticated without the database"
     );
     proxy.restore();
-}
-
-#[tokio::test]
-async fn a_worker_without_its_database_acks_nothing_and_stores_everything_once_it_is_back() {
-    let proxy = Proxy::start("127.0.0.1:5432").await;
-    let port = proxy.port;
-    let mut env = TestEnv::start_with(Options {
-        worker: false,
-        customize: Box::new(|s| s.broker.delivery_limit = 1000),
-        ..Default::default()
-    })
-    .await;
-    let integration = env.integration().await;
-    let direct = env.settings.database.url.clone();
-    env.settings.database.url = via_port(&env.settings.database.url, port);
-    env.settings.database.acquire_timeout_ms = 300;
-    env.start_worker().await;
-    env.settings.database.url = direct;
-
-    proxy.cut();
-    for i in 0..10 {
-        assert_eq!(
-            env.post(&integration, &call(&format!("outage-{i}")))
-                .await
-                .status(),
-            202
-        );
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(env.count("SELECT count(*) FROM calls").await, 0);
-    assert_eq!(env.count("SELECT count(*) FROM dead_letters").await, 0);
-
-    proxy.restore();
-    env.wait_for_count("SELECT count(*) FROM calls", 10, WAIT)
-        .await;
-    assert_eq!(env.count("SELECT count(DISTINCT uid) FROM calls").await, 10);
 }
 
 #[tokio::test]

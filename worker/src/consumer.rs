@@ -260,14 +260,15 @@ impl Settler {
                     count,
                 )
             }
+            // Rejected after its last retry, which the headers (written before it) miss.
             _ => (
                 Reason::RetriesExhausted,
                 format!(
-                    "failed {} times with transient errors; last: {}",
-                    attempts.failed,
+                    "failed {} times with transient errors; last recorded: {}",
+                    attempts.failed + 1,
                     attempts.last_error.as_deref().unwrap_or("unknown")
                 ),
-                i64::from(attempts.failed),
+                i64::from(attempts.failed + 1),
             ),
         };
         let attempts_count = i32::try_from(count.max(1)).unwrap_or(i32::MAX);
