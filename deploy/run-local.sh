@@ -2,8 +2,8 @@
 # Runs the whole pipeline on this machine: PostgreSQL + RabbitMQ (started or installed if
 # needed), one gateway and one worker built from this checkout, plus a demo integration.
 #
-#   deploy/run-local.sh              # gateway on http://127.0.0.1:8080
-#   PORT=8081 deploy/run-local.sh    # another port
+#   deploy/run-local.sh              # gateway on http://127.0.0.1:8080, worker metrics on :9090
+#   PORT=8081 WORKER_PORT=9091 deploy/run-local.sh    # other ports
 #   ADMIN_TOKEN=... deploy/run-local.sh   # keep a known admin token across runs
 #
 # Stays in the foreground; Ctrl-C stops gateway and worker. Logs: target/run-local/.
@@ -14,6 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . deploy/lib.sh
 
 PORT=${PORT:-8080}
+WORKER_PORT=${WORKER_PORT:-9090}
 LOG_DIR=target/run-local
 BIN=target/release
 
@@ -25,12 +26,13 @@ die() {
 # A gateway left over from an earlier run would answer /readyz below and make this run look
 # healthy while serving old code, so refuse to start instead.
 check_port_free() {
-    if callq_port_open 127.0.0.1 "$PORT"; then
-        printf 'error: 127.0.0.1:%s is already in use, probably by a gateway from an earlier run-local.sh.\n' "$PORT" >&2
+    local port=$1 what=$2 variable=$3
+    if callq_port_open 127.0.0.1 "$port"; then
+        printf 'error: 127.0.0.1:%s is already in use, probably by a %s from an earlier run-local.sh.\n' "$port" "$what" >&2
         if command -v ss >/dev/null 2>&1; then
-            ss -Hltnp "sport = :$PORT" >&2 || true
+            ss -Hltnp "sport = :$port" >&2 || true
         fi
-        printf 'Stop that process, or pick another port: PORT=%s deploy/run-local.sh\n' "$((PORT + 1))" >&2
+        printf 'Stop that process, or pick another port: %s=%s deploy/run-local.sh\n' "$variable" "$((port + 1))" >&2
         exit 1
     fi
 }
@@ -97,7 +99,8 @@ show_logs() {
 }
 
 # Checked before the (long) build so that a busy port fails fast, and again after it.
-check_port_free
+check_port_free "$PORT" gateway PORT
+check_port_free "$WORKER_PORT" worker WORKER_PORT
 
 ensure_postgres
 ensure_rabbitmq
@@ -119,11 +122,13 @@ export APP_DATABASE__URL=postgres://postgres@127.0.0.1:5432/callq
 export APP_ADMIN__TOKEN=$ADMIN_TOKEN
 export APP_HTTP__LISTEN=127.0.0.1:$PORT
 export APP_HTTP__PUBLIC_BASE_URL=http://127.0.0.1:$PORT
+export APP_WORKER__LISTEN=127.0.0.1:$WORKER_PORT
 
 echo "==> applying migrations" >&2
 "$BIN/admin" migrate
 
-check_port_free
+check_port_free "$PORT" gateway PORT
+check_port_free "$WORKER_PORT" worker WORKER_PORT
 mkdir -p "$LOG_DIR"
 echo "==> starting gateway (127.0.0.1:$PORT) and worker; logs in $LOG_DIR/" >&2
 "$BIN/gateway" >"$LOG_DIR/gateway.log" 2>&1 &
@@ -179,6 +184,12 @@ from the Qolio integration page (it uses \$INTEGRATION_URL and \$AUTHORIZATION_T
 then fetch it back:
 
   curl -H "Authorization: \$AUTHORIZATION_TOKEN" "\$INTEGRATION_URL/7b2331ca-adcb-4f15-811b-6b6cfddb2baf"
+
+Dead letters (calls set aside, with the reason) and metrics:
+
+  curl -H "Authorization: \$ADMIN_TOKEN" http://127.0.0.1:$PORT/api/v1/dead_letters
+  $BIN/admin dead-letters list
+  curl http://127.0.0.1:$PORT/metrics http://127.0.0.1:$WORKER_PORT/metrics
 
 Press Ctrl-C to stop gateway and worker (PostgreSQL and RabbitMQ keep running).
 EOF

@@ -1,0 +1,103 @@
+//! Prometheus metrics of the gateway and the worker, as a scraper sees them.
+
+use std::time::Duration;
+
+use pipeline_tests::{call, eventually, metric, TestEnv};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn the_gateway_counts_calls_accepted_refused_by_cause_and_published() {
+    let env = TestEnv::start().await;
+    let integration = env.integration().await;
+    assert_eq!(
+        env.post(&integration, &call("counted-1")).await.status(),
+        202
+    );
+    let mut invalid = call("counted-2");
+    invalid["started_at"] = json!("yesterday");
+    assert_eq!(env.post(&integration, &invalid).await.status(), 422);
+    let anonymous = env
+        .http
+        .post(&integration.url)
+        .json(&call("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let response = env
+        .http
+        .get(format!("{}/metrics", env.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = response.text().await.unwrap();
+    assert_eq!(
+        metric(&text, "callq_gateway_calls_accepted_total"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "callq_gateway_calls_published_total"), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            r#"callq_gateway_calls_refused_total{cause="unprocessable_entity"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"callq_gateway_calls_refused_total{cause="unauthorized"}"#
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn the_worker_counts_stored_and_dead_lettered_calls_and_queue_depths() {
+    let env = TestEnv::start().await;
+    let integration = env.integration().await;
+    assert_eq!(env.post(&integration, &call("kept")).await.status(), 202);
+    let mut lost = call("lost");
+    lost["operator_id"] = json!("nobody@email.com");
+    assert_eq!(env.post(&integration, &lost).await.status(), 202);
+    env.wait_for_count("SELECT count(*) FROM calls", 1, WAIT)
+        .await;
+    env.wait_for_count("SELECT count(*) FROM dead_letters", 1, WAIT)
+        .await;
+
+    let text = env.worker_metrics().await;
+    assert_eq!(
+        metric(&text, "callq_worker_calls_stored_total"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"callq_worker_calls_dead_lettered_total{reason="operator_not_found"}"#
+        ),
+        1.0
+    );
+    let depth = format!(
+        r#"callq_worker_queue_messages{{queue="{}"}}"#,
+        env.work_queue()
+    );
+    let sampled = eventually(WAIT, || async {
+        let text = env.worker_metrics().await;
+        if text.contains(&depth) {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    })
+    .await;
+    assert!(sampled.is_ok(), "{depth} missing: {sampled:?}");
+}
