@@ -53,19 +53,25 @@ async fn insert(pool: &PgPool, batch: &[QueuedNote]) -> Result<(), sqlx::Error> 
     let received: Vec<DateTime<Utc>> = batch.iter().map(|n| n.received_at).collect();
     sqlx::query(
         "INSERT INTO queued_calls (ingest_id, integration_id, uid, received_at)
-         SELECT q.* FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
-                AS q(ingest_id, integration_id, uid, received_at)
-         -- A worker may have handled the call before its note is written; such a note would
-         -- never be cleared.
-         WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.integration_id = q.integration_id
-                                                   AND c.uid = q.uid AND c.ingest_id = q.ingest_id)
-           AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.ingest_id = q.ingest_id)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
          ON CONFLICT DO NOTHING",
     )
     .bind(&ingest)
     .bind(&integration)
     .bind(&uid)
     .bind(&received)
+    .execute(pool)
+    .await?;
+    // A worker may have handled a call before its note was written, even while the insert
+    // above ran: its own delete then found nothing, and the note would never be cleared.
+    // Checked after the insert committed, so a worker that committed first is seen here.
+    sqlx::query(
+        "DELETE FROM queued_calls q WHERE q.ingest_id = ANY($1) AND (
+            EXISTS (SELECT 1 FROM calls c WHERE c.integration_id = q.integration_id AND c.uid = q.uid
+                      AND (c.received_at, c.ingest_id) >= (q.received_at, q.ingest_id))
+            OR EXISTS (SELECT 1 FROM dead_letters d WHERE d.ingest_id = q.ingest_id))",
+    )
+    .bind(&ingest)
     .execute(pool)
     .await?;
     Ok(())
