@@ -63,7 +63,11 @@ pub struct AdminSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerSettings {
     pub listen: SocketAddr,
+    pub lanes: usize,
     pub prefetch: u16,
+    pub batch_size: usize,
+    pub batch_wait_ms: u64,
+    pub operator_cache_ttl_ms: u64,
     pub auto_replay_interval_ms: u64,
     pub replay_batch: usize,
 }

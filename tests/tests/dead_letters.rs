@@ -265,24 +265,30 @@ async fn a_call_that_panics_the_worker_is_set_aside_as_poison_and_the_rest_flow(
 
 #[tokio::test]
 async fn a_call_the_database_refuses_is_set_aside_and_not_retried() {
-    let env = TestEnv::start().await;
+    let mut env = TestEnv::start_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
     let integration = env.integration().await;
     sqlx::query("ALTER TABLE calls ADD CONSTRAINT refuse_one CHECK (uid <> 'refused-1')")
         .execute(&env.pool)
         .await
         .unwrap();
-    assert_eq!(
-        env.post(&integration, &call("refused-1")).await.status(),
-        202
-    );
-    assert_eq!(env.post(&integration, &call("fine-1")).await.status(), 202);
+    // Queued before the worker starts, so that all three land in one batch, which the
+    // database refuses as a whole: the worker must find the one call at fault.
+    for uid in ["fine-1", "refused-1", "fine-2"] {
+        assert_eq!(env.post(&integration, &call(uid)).await.status(), 202);
+    }
+    env.wait_for_ready(3, WAIT).await;
+    env.start_worker().await;
     env.wait_for_count(
         "SELECT count(*) FROM dead_letters WHERE reason = 'database_rejected'",
         1,
         WAIT,
     )
     .await;
-    env.wait_for_count("SELECT count(*) FROM calls", 1, WAIT)
+    env.wait_for_count("SELECT count(*) FROM calls", 2, WAIT)
         .await;
     let detail: String = sqlx::query_scalar("SELECT detail FROM dead_letters")
         .fetch_one(&env.pool)

@@ -158,6 +158,7 @@ async fn a_worker_killed_with_unacked_messages_loses_none_and_a_new_worker_store
 
     let mut child = tokio::process::Command::new(pipeline_tests::binary("worker"))
         .envs(child_env(&env))
+        .env("APP_WORKER__LANES", "1")
         .env("APP_WORKER__PREFETCH", "8")
         .env("APP_MEDIA__TIMEOUT_MS", "120000")
         .stdout(Stdio::null())

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use pipeline_tests::{call, TestEnv};
+use pipeline_tests::{call, Options, TestEnv};
 use serde_json::json;
 use shared::contract::parse_call;
 use shared::message::{CallEnvelope, CallMessage};
@@ -151,4 +151,41 @@ async fn an_older_update_after_a_newer_one_leaves_the_newer() {
             .await,
         1
     );
+}
+
+/// Versions of one call that land in one batch: only the newest is written (a multi-row
+/// upsert cannot touch a row twice), whatever their order in the queue, and the rest of the
+/// batch is stored alongside.
+#[tokio::test]
+async fn versions_of_one_call_in_one_batch_leave_the_newest() {
+    let mut env = TestEnv::start_with(Options {
+        worker: false,
+        customize: Box::new(|s| s.worker.batch_wait_ms = 500),
+        ..Default::default()
+    })
+    .await;
+    let integration = env.integration().await;
+    for (duration, uid) in [
+        (1.0, "batched"),
+        (2.0, "other-1"),
+        (3.0, "batched"),
+        (4.0, "other-2"),
+        (5.0, "batched"),
+    ] {
+        let mut body = call(uid);
+        body["duration"] = json!(duration);
+        assert_eq!(env.post(&integration, &body).await.status(), 202);
+    }
+    env.wait_for_ready(5, WAIT).await;
+    env.start_worker().await;
+    env.wait_for_count("SELECT count(*) FROM calls", 3, WAIT)
+        .await;
+    env.wait_for_count("SELECT count(*) FROM queued_calls", 0, WAIT)
+        .await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM calls WHERE uid = 'batched' AND duration = 5")
+            .await,
+        1
+    );
+    env.wait_for_ready(0, WAIT).await;
 }

@@ -16,6 +16,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 
 use crate::metrics::Metrics;
+use crate::operators::Operators;
 
 /// After a failed sweep or a lost listener, before trying again.
 const PAUSE_AFTER_ERROR: Duration = Duration::from_secs(1);
@@ -24,6 +25,8 @@ pub struct AutoReplay {
     pub pool: PgPool,
     pub publisher: Publisher,
     pub metrics: Metrics,
+    /// Cleared on every import notification, so a deactivation counts at once.
+    pub operators: Operators,
     pub interval: Duration,
     pub batch: usize,
 }
@@ -47,6 +50,7 @@ impl AutoReplay {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(pause) => {}
                 notified = next_notification(&mut listener) => {
+                    self.operators.forget_all();
                     if let Err(e) = notified {
                         tracing::warn!(error = %e, "lost the bindings listener; sweeping on a timer meanwhile");
                         listener = None;

@@ -1,11 +1,16 @@
 //! The consuming loop: manual acks, bounded prefetch, a session rebuilt whenever the broker
-//! connection is lost, and a shutdown that finishes (and settles) in-flight messages first.
+//! connection is lost, and a shutdown that finishes (and settles) in-flight batches first.
 //!
-//! One session consumes two queues: the work queue, and the dead queue where the broker
-//! itself set messages aside (poison over the delivery limit, or rejected), which is copied
-//! into the `dead_letters` table so that people see and replay them like the rest.
+//! The work queue is consumed by a few lanes, each a channel of its own that takes a batch
+//! (up to `worker.batch_size` deliveries, or what arrived within `worker.batch_wait_ms`),
+//! has it written in one transaction and then settles it: messages that failed one by one
+//! first, then every other one with a single multiple-ack. A lane handles one batch at a time,
+//! so a multiple-ack never covers a delivery of a batch still being written.
+//!
+//! The session also consumes the dead queue, where the broker itself set messages aside
+//! (poison over the delivery limit, or rejected), and copies it into the `dead_letters`
+//! table so that people see and replay them like the rest.
 
-use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -24,9 +29,10 @@ use shared::broker::{self, Topology};
 use shared::config::BrokerSettings;
 use shared::metrics::label;
 use shared::store::dead_letters::Reason;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::handler::{Handler, Outcome};
+use crate::handler::{panic_message, Handler, Outcome};
 use crate::metrics::Metrics;
 use crate::retry::{Next, Retrier};
 
@@ -40,8 +46,18 @@ const DEPTH_SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Consumer {
     pub broker: BrokerSettings,
-    pub prefetch: u16,
+    pub batching: Batching,
     pub settler: Arc<Settler>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    pub lanes: usize,
+    /// Unacknowledged deliveries per lane; more than a batch, so the next one is on its way
+    /// while one is written.
+    pub prefetch: u16,
+    pub size: usize,
+    pub wait: Duration,
 }
 
 /// What a finished message needs: the handler's verdict turned into broker actions.
@@ -85,35 +101,49 @@ impl Consumer {
             Ok(c) => c,
             Err(e) => return SessionEnd::Lost(e.to_string()),
         };
+        let batching = self.batching;
         let setup = async {
             let channel = connection.create_channel().await?;
             topology.declare(&channel).await?;
-            let work = consume(&connection, &topology.work_queue, self.prefetch).await?;
+            let mut lanes = Vec::with_capacity(batching.lanes.max(1));
+            for _ in 0..batching.lanes.max(1) {
+                lanes.push(consume(&connection, &topology.work_queue, batching.prefetch).await?);
+            }
             let dead = consume(&connection, &topology.dead_queue, DEAD_QUEUE_PREFETCH).await?;
-            Ok::<_, lapin::Error>((channel, work, dead))
+            Ok::<_, lapin::Error>((channel, lanes, dead))
         };
-        let (side_channel, (work_channel, mut work), (dead_channel, mut dead)) = match setup.await {
+        let (side_channel, lanes, (dead_channel, mut dead)) = match setup.await {
             Ok(v) => v,
             Err(e) => return SessionEnd::Lost(e.to_string()),
         };
-        tracing::info!(queue = %topology.work_queue, prefetch = self.prefetch, "consuming");
+        tracing::info!(
+            queue = %topology.work_queue,
+            lanes = lanes.len(),
+            batch = batching.size,
+            prefetch = batching.prefetch,
+            "consuming"
+        );
 
+        let (stop, stopped) = watch::channel(false);
+        let mut running = JoinSet::new();
+        for (channel, stream) in lanes {
+            let lane = Lane {
+                settler: self.settler.clone(),
+                batching,
+                channel,
+                stream,
+                stopped: stopped.clone(),
+            };
+            running.spawn(lane.run());
+        }
         let mut depths = tokio::time::interval(DEPTH_SAMPLE_EVERY);
         let mut in_flight = JoinSet::new();
         let end = loop {
             tokio::select! {
-                _ = &mut *shutdown => {
-                    let _ = work_channel.basic_cancel(work.tag(), BasicCancelOptions::default()).await;
-                    let _ = dead_channel.basic_cancel(dead.tag(), BasicCancelOptions::default()).await;
-                    break SessionEnd::Stopped;
+                _ = &mut *shutdown => break SessionEnd::Stopped,
+                Some(lane) = running.join_next() => {
+                    break SessionEnd::Lost(lane.unwrap_or_else(|e| format!("a lane failed: {e}")));
                 }
-                next = work.next() => match next {
-                    Some(Ok(delivery)) => {
-                        in_flight.spawn(self.settler.clone().work(delivery));
-                    }
-                    Some(Err(e)) => break SessionEnd::Lost(e.to_string()),
-                    None => break SessionEnd::Lost("the broker cancelled the consumer".into()),
-                },
                 next = dead.next() => match next {
                     Some(Ok(delivery)) => {
                         in_flight.spawn(self.settler.clone().dead(delivery));
@@ -125,11 +155,62 @@ impl Consumer {
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             }
         };
-        // Messages being handled are finished (and settled if the channel still lives);
+        // Batches being written are finished (and settled if the channel still lives);
         // whatever is not acked goes back to the queue when the connection closes.
+        let _ = stop.send(true);
+        let _ = dead_channel
+            .basic_cancel(dead.tag(), BasicCancelOptions::default())
+            .await;
+        while running.join_next().await.is_some() {}
         while in_flight.join_next().await.is_some() {}
         let _ = connection.close(200, "worker stopping".into()).await;
         end
+    }
+}
+
+/// One channel's consumer of the work queue, taking and settling one batch at a time.
+struct Lane {
+    settler: Arc<Settler>,
+    batching: Batching,
+    channel: Channel,
+    stream: Stream,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Lane {
+    /// Returns why it ended (it only ends on its own when the broker is lost).
+    async fn run(mut self) -> String {
+        loop {
+            let stopped = &mut self.stopped;
+            let first = tokio::select! {
+                _ = async { let _ = stopped.wait_for(|s| *s).await; } => None,
+                next = self.stream.next() => Some(next),
+            };
+            let Some(first) = first else {
+                let _ = self
+                    .channel
+                    .basic_cancel(self.stream.tag(), BasicCancelOptions::default())
+                    .await;
+                return "stopped".into();
+            };
+            let mut batch = match first {
+                Some(Ok(delivery)) => vec![delivery],
+                Some(Err(e)) => return e.to_string(),
+                None => return "the broker cancelled the consumer".into(),
+            };
+            let deadline = tokio::time::Instant::now() + self.batching.wait;
+            while batch.len() < self.batching.size {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    next = self.stream.next() => match next {
+                        Some(Ok(delivery)) => batch.push(delivery),
+                        // Settle what was taken; the loop above then sees the end.
+                        _ => break,
+                    },
+                }
+            }
+            self.settler.batch(batch).await;
+        }
     }
 }
 
@@ -154,29 +235,65 @@ async fn consume(
 }
 
 impl Settler {
-    async fn work(self: Arc<Self>, delivery: Delivery) {
-        let handled = AssertUnwindSafe(self.handler.handle(&delivery.data))
+    async fn batch(&self, batch: Vec<Delivery>) {
+        let payloads: Vec<&[u8]> = batch.iter().map(|d| d.data.as_slice()).collect();
+        let outcomes = self.outcomes(&payloads).await;
+        let mut last_done = None;
+        for (delivery, outcome) in batch.iter().zip(outcomes) {
+            let settled = match outcome {
+                Outcome::Done => {
+                    last_done = Some(delivery);
+                    continue;
+                }
+                Outcome::Transient { class, error } => self.retry(delivery, class, &error).await,
+                Outcome::Panicked(panic) => {
+                    self.metrics.panics.inc();
+                    tracing::error!(
+                        %panic,
+                        "handling a message panicked; it goes back to the queue and is set aside \
+                         as poison once it reaches the delivery limit"
+                    );
+                    // Reject, not nack: on every RabbitMQ version it counts toward the limit.
+                    delivery
+                        .acker
+                        .reject(BasicRejectOptions { requeue: true })
+                        .await
+                }
+            };
+            if let Err(e) = settled {
+                tracing::warn!(error = %e, "could not settle a delivery; the broker will redeliver it");
+            }
+        }
+        // Everything else up to the last successful delivery was settled one by one above.
+        if let Some(delivery) = last_done {
+            if let Err(e) = delivery.acker.ack(BasicAckOptions { multiple: true }).await {
+                tracing::warn!(error = %e, "could not ack a batch; the broker will redeliver it");
+            }
+        }
+    }
+
+    /// A panic outside the per-message steps would condemn the whole batch; handled again
+    /// one by one, only the message that causes it panics.
+    async fn outcomes(&self, payloads: &[&[u8]]) -> Vec<Outcome> {
+        let handled = AssertUnwindSafe(self.handler.handle_batch(payloads))
             .catch_unwind()
             .await;
-        let settled = match handled {
-            Ok(Outcome::Done) => delivery.acker.ack(BasicAckOptions::default()).await,
-            Ok(Outcome::Transient { class, error }) => self.retry(&delivery, class, &error).await,
-            Err(panic) => {
-                self.metrics.panics.inc();
-                tracing::error!(
-                    panic = panic_message(&*panic),
-                    "handling a message panicked; it goes back to the queue and is set aside \
-                     as poison once it reaches the delivery limit"
-                );
-                // Reject, not nack: on every RabbitMQ version it counts toward the limit.
-                delivery
-                    .acker
-                    .reject(BasicRejectOptions { requeue: true })
-                    .await
+        match handled {
+            Ok(outcomes) => outcomes,
+            Err(panic) if payloads.len() == 1 => vec![Outcome::Panicked(panic_message(&*panic))],
+            Err(_) => {
+                let mut outcomes = Vec::with_capacity(payloads.len());
+                for one in payloads.chunks(1) {
+                    let handled = AssertUnwindSafe(self.handler.handle_batch(one))
+                        .catch_unwind()
+                        .await;
+                    outcomes.push(match handled {
+                        Ok(mut o) => o.remove(0),
+                        Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+                    });
+                }
+                outcomes
             }
-        };
-        if let Err(e) = settled {
-            tracing::warn!(error = %e, "could not settle a delivery; the broker will redeliver it");
         }
     }
 
@@ -319,12 +436,4 @@ impl Settler {
             }
         }
     }
-}
-
-fn panic_message(panic: &(dyn Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }

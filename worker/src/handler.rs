@@ -1,30 +1,35 @@
-//! What happens to one message: decode, resolve the operator, probe the media, store; or
-//! set it aside with its reason. Returns what the consumer must tell the broker, which is
+//! What happens to a batch of messages: decode, resolve the operators (one query), probe the
+//! media (concurrently), and write everything in one transaction; or set a message aside
+//! with its reason. Returns, per message, what the consumer must tell the broker, which is
 //! told only after Postgres has committed whatever the message led to.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::{join_all, BoxFuture, FutureExt};
 use serde_json::Value;
 use shared::domain::CallKey;
 use shared::message::CallMessage;
+use shared::metrics::label;
 use shared::store::dead_letters::{NewDeadLetter, Reason};
 use sqlx::PgPool;
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::failure;
 use crate::media::{MediaProber, MediaStatus};
 use crate::metrics::Metrics;
-use crate::operators::{self, Resolution};
-use crate::store;
+use crate::operators::{OperatorKey, Operators, Resolution};
+use crate::store::{self, Ready};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Stored, or set aside in Postgres: ack.
+    /// Stored, superseded by a newer version in its batch, or set aside in Postgres: ack.
     Done,
     /// A failure that passes (database unavailable, deadlock, ...): try again later.
     Transient { class: &'static str, error: String },
+    /// Handling it panicked: a bug, or a message that triggers one.
+    Panicked(String),
 }
 
 /// Sees each decoded message before it is handled. The seam through which tests make the
@@ -35,35 +40,165 @@ pub type Inspector = Arc<dyn Fn(&CallMessage) + Send + Sync>;
 pub struct Handler {
     pub pool: PgPool,
     pub prober: Option<MediaProber>,
+    pub operators: Operators,
     pub metrics: Metrics,
     pub inspector: Option<Inspector>,
 }
 
+/// A message of the batch that decoded.
+struct Decoded {
+    message: CallMessage,
+    key: CallKey,
+}
+
 impl Handler {
-    pub async fn handle(&self, payload: &[u8]) -> Outcome {
-        let error = match self.process(payload).await {
-            Ok(()) => return Outcome::Done,
-            Err(e) => e,
-        };
+    /// One outcome per payload, in order.
+    pub fn handle_batch<'a>(&'a self, payloads: &'a [&'a [u8]]) -> BoxFuture<'a, Vec<Outcome>> {
+        // Boxed: a batch the database refuses is handled again one message at a time.
+        async move {
+            let mut outcomes = vec![Outcome::Done; payloads.len()];
+            let mut letters = Vec::new();
+            let mut decoded = Vec::with_capacity(payloads.len());
+            for (index, payload) in payloads.iter().enumerate() {
+                match catch_unwind(AssertUnwindSafe(|| self.decode(payload))) {
+                    Err(panic) => outcomes[index] = Outcome::Panicked(panic_message(&*panic)),
+                    Ok(Err(letter)) => letters.push(letter),
+                    Ok(Ok(message)) => {
+                        let key = message.envelope().call.storage_key();
+                        decoded.push(Decoded { message, key });
+                    }
+                }
+            }
+            match self.write(&decoded, letters).await {
+                Ok(()) => outcomes,
+                Err(error) => self.failed(payloads, outcomes, error).await,
+            }
+        }
+        .boxed()
+    }
+
+    fn decode(&self, payload: &[u8]) -> Result<CallMessage, NewDeadLetter> {
+        let message = CallMessage::from_bytes(payload).map_err(|error| {
+            tracing::warn!(%error, "undecodable message");
+            undecodable_letter(
+                payload,
+                format!("cannot decode the message (unknown version or corrupt): {error}"),
+            )
+        })?;
+        if let Some(inspect) = &self.inspector {
+            inspect(&message);
+        }
+        Ok(message)
+    }
+
+    async fn write(
+        &self,
+        decoded: &[Decoded],
+        mut letters: Vec<NewDeadLetter>,
+    ) -> Result<(), sqlx::Error> {
+        let keys: Vec<OperatorKey> = decoded
+            .iter()
+            .map(|d| {
+                let envelope = d.message.envelope();
+                (
+                    envelope.integration_id,
+                    envelope.call.operator_id.as_str().to_owned(),
+                )
+            })
+            .collect();
+        let resolved = self.operators.resolve(&keys).await?;
+        let mut attributed = Vec::with_capacity(decoded.len());
+        for (d, key) in decoded.iter().zip(&keys) {
+            let operator_id = key.1.as_str();
+            match resolved.get(key).copied().unwrap_or(Resolution::NotFound) {
+                Resolution::Active(operator) => attributed.push((d, operator)),
+                Resolution::Inactive => letters.push(letter_for(
+                    d,
+                    Reason::OperatorInactive,
+                    format!("operator_id {operator_id:?} is bound to an inactive user or binding"),
+                )),
+                Resolution::NotFound => letters.push(letter_for(
+                    d,
+                    Reason::OperatorNotFound,
+                    format!("no operator bound to operator_id {operator_id:?} in this integration"),
+                )),
+            }
+        }
+        let media = join_all(attributed.iter().map(|(d, _)| self.probe(&d.message))).await;
+        let ready: Vec<Ready> = attributed
+            .iter()
+            .zip(media)
+            .map(|((d, operator), media)| Ready {
+                envelope: d.message.envelope(),
+                key: d.key.clone(),
+                operator: *operator,
+                media,
+            })
+            .collect();
+        let mut handled: Vec<Uuid> = decoded
+            .iter()
+            .map(|d| d.message.envelope().ingest_id)
+            .collect();
+        handled.extend(letters.iter().map(|l| l.ingest_id));
+        let stored = store::write_batch(&self.pool, &ready, &letters, &handled).await?;
+        self.metrics.stored.inc_by(stored as u64);
+        for letter in &letters {
+            self.count_dead_letter(letter);
+        }
+        Ok(())
+    }
+
+    async fn probe(&self, message: &CallMessage) -> MediaStatus {
+        let url = message.envelope().call.media_url.url();
+        match &self.prober {
+            Some(prober) => prober.probe(url).await,
+            None => MediaStatus::skipped(url),
+        }
+    }
+
+    /// The batch's transaction failed: retry all of it later if the failure passes;
+    /// otherwise find the message the database refuses by writing each alone.
+    async fn failed(
+        &self,
+        payloads: &[&[u8]],
+        mut outcomes: Vec<Outcome>,
+        error: sqlx::Error,
+    ) -> Vec<Outcome> {
+        let pending: Vec<usize> = (0..payloads.len())
+            .filter(|&i| !matches!(outcomes[i], Outcome::Panicked(_)))
+            .collect();
         if let Some(class) = failure::transient_class(&error) {
-            tracing::warn!(%error, class, "transient database error; the call will be retried");
-            return Outcome::Transient {
-                class,
-                error: error.to_string(),
+            tracing::warn!(%error, class, calls = pending.len(), "transient database error; the calls will be retried");
+            for i in pending {
+                outcomes[i] = Outcome::Transient {
+                    class,
+                    error: error.to_string(),
+                };
+            }
+            return outcomes;
+        }
+        if pending.len() > 1 {
+            tracing::warn!(%error, calls = pending.len(), "the database refused a batch; writing its calls one by one");
+            for i in pending {
+                outcomes[i] = self.handle_batch(&payloads[i..=i]).await.remove(0);
+            }
+            return outcomes;
+        }
+        for i in pending {
+            tracing::error!(%error, "the database refused the call; setting it aside");
+            let detail = format!("the database refused the call: {error}");
+            outcomes[i] = match self
+                .set_aside(payloads[i], Reason::DatabaseRejected, detail, 1, None)
+                .await
+            {
+                Ok(()) => Outcome::Done,
+                Err(e) => Outcome::Transient {
+                    class: failure::transient_class(&e).unwrap_or("database_error"),
+                    error: e.to_string(),
+                },
             };
         }
-        tracing::error!(%error, "the database refused the call; setting it aside");
-        let detail = format!("the database refused the call: {error}");
-        match self
-            .set_aside(payload, Reason::DatabaseRejected, detail, 1, None)
-            .await
-        {
-            Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Transient {
-                class: failure::transient_class(&e).unwrap_or("database_error"),
-                error: e.to_string(),
-            },
-        }
+        outcomes
     }
 
     /// Records the message as a dead letter (whatever of it can be decoded) and clears its
@@ -77,102 +212,39 @@ impl Handler {
         first_failed_at: Option<DateTime<Utc>>,
     ) -> Result<(), sqlx::Error> {
         let mut letter = match CallMessage::from_bytes(payload) {
-            Ok(message) => letter_for(
-                &message,
-                &message.envelope().call.storage_key(),
-                reason,
-                detail,
-            ),
+            Ok(message) => {
+                let key = message.envelope().call.storage_key();
+                letter_for(&Decoded { message, key }, reason, detail)
+            }
             Err(_) => undecodable_letter(payload, detail),
         };
         letter.reason = reason;
         letter.attempts = attempts;
         letter.first_failed_at = first_failed_at;
-        self.record(letter).await
-    }
-
-    async fn record(&self, letter: NewDeadLetter) -> Result<(), sqlx::Error> {
         tracing::info!(reason = %letter.reason, detail = %letter.detail, "setting a call aside");
         store::set_aside(&self.pool, &letter).await?;
+        self.count_dead_letter(&letter);
+        Ok(())
+    }
+
+    fn count_dead_letter(&self, letter: &NewDeadLetter) {
         self.metrics
             .dead_lettered
-            .get_or_create(&shared::metrics::label("reason", letter.reason.as_str()))
+            .get_or_create(&label("reason", letter.reason.as_str()))
             .inc();
-        Ok(())
-    }
-
-    async fn process(&self, payload: &[u8]) -> Result<(), sqlx::Error> {
-        let message = match CallMessage::from_bytes(payload) {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::warn!(%error, "undecodable message");
-                let detail =
-                    format!("cannot decode the message (unknown version or corrupt): {error}");
-                return self.record(undecodable_letter(payload, detail)).await;
-            }
-        };
-        if let Some(inspect) = &self.inspector {
-            inspect(&message);
-        }
-        let envelope = message.envelope();
-        let key = envelope.call.storage_key();
-        let span = tracing::info_span!(
-            "call",
-            ingest_id = %envelope.ingest_id,
-            integration = %envelope.integration_id,
-            uid = %key.uid,
-        );
-        self.process_call(&message, &key).instrument(span).await
-    }
-
-    async fn process_call(&self, message: &CallMessage, key: &CallKey) -> Result<(), sqlx::Error> {
-        let envelope = message.envelope();
-        let call = &envelope.call;
-        let operator_id = call.operator_id.as_str();
-        let operator = match operators::resolve(&self.pool, envelope.integration_id, operator_id)
-            .await?
-        {
-            Resolution::Active(operator) => operator,
-            Resolution::Inactive => {
-                let detail =
-                    format!("operator_id {operator_id:?} is bound to an inactive user or binding");
-                let letter = letter_for(message, key, Reason::OperatorInactive, detail);
-                return self.record(letter).await;
-            }
-            Resolution::NotFound => {
-                let detail =
-                    format!("no operator bound to operator_id {operator_id:?} in this integration");
-                let letter = letter_for(message, key, Reason::OperatorNotFound, detail);
-                return self.record(letter).await;
-            }
-        };
-
-        let media = match &self.prober {
-            Some(prober) => prober.probe(call.media_url.url()).await,
-            None => MediaStatus::skipped(call.media_url.url()),
-        };
-        store::store_call(&self.pool, envelope, key, operator, &media).await?;
-        self.metrics.stored.inc();
-        tracing::debug!(media_reachable = media.reachable, "call stored");
-        Ok(())
     }
 }
 
-fn letter_for(
-    message: &CallMessage,
-    key: &CallKey,
-    reason: Reason,
-    detail: String,
-) -> NewDeadLetter {
-    let envelope = message.envelope();
+fn letter_for(d: &Decoded, reason: Reason, detail: String) -> NewDeadLetter {
+    let envelope = d.message.envelope();
     NewDeadLetter {
         ingest_id: envelope.ingest_id,
         integration_id: Some(envelope.integration_id),
         operator_id: Some(envelope.call.operator_id.as_str().to_owned()),
-        uid: Some(key.uid.clone()),
+        uid: Some(d.key.uid.clone()),
         reason,
         detail,
-        message: serde_json::to_value(message).unwrap_or(Value::Null),
+        message: serde_json::to_value(&d.message).unwrap_or(Value::Null),
         attempts: 1,
         first_failed_at: None,
     }
@@ -197,4 +269,12 @@ fn undecodable_letter(payload: &[u8], detail: String) -> NewDeadLetter {
         attempts: 1,
         first_failed_at: None,
     }
+}
+
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
 }

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use shared::broker::Publisher;
 use shared::config::Settings;
@@ -9,10 +10,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auto_replay::AutoReplay;
-use crate::consumer::{Consumer, Settler};
+use crate::consumer::{Batching, Consumer, Settler};
 use crate::handler::{Handler, Inspector};
 use crate::media::MediaProber;
 use crate::metrics::Metrics;
+use crate::operators::Operators;
 use crate::retry::Retrier;
 
 pub struct Worker {
@@ -40,11 +42,16 @@ impl Worker {
             .then(|| MediaProber::new(&settings.media))
             .transpose()?;
         let metrics = Metrics::default();
+        let operators = Operators::new(
+            pool.clone(),
+            Duration::from_millis(settings.worker.operator_cache_ttl_ms),
+        );
         let publisher = Publisher::new(settings.broker.clone(), "worker-publisher");
         let auto_replay = (settings.worker.auto_replay_interval_ms > 0).then(|| AutoReplay {
             pool: pool.clone(),
             publisher: publisher.clone(),
             metrics: metrics.clone(),
+            operators: operators.clone(),
             interval: settings.worker.auto_replay_interval(),
             batch: settings.worker.replay_batch.max(1),
         });
@@ -52,6 +59,7 @@ impl Worker {
             handler: Handler {
                 pool,
                 prober,
+                operators,
                 metrics: metrics.clone(),
                 inspector,
             },
@@ -62,7 +70,12 @@ impl Worker {
         Ok(Self {
             consumer: Consumer {
                 broker: settings.broker.clone(),
-                prefetch: settings.worker.prefetch,
+                batching: Batching {
+                    lanes: settings.worker.lanes,
+                    prefetch: settings.worker.prefetch,
+                    size: settings.worker.batch_size.max(1),
+                    wait: Duration::from_millis(settings.worker.batch_wait_ms),
+                },
                 settler: Arc::new(settler),
             },
             auto_replay,

@@ -1,5 +1,9 @@
-//! Writing a call (and its client) in one transaction; or setting it aside as a dead letter.
+//! Writing calls (and their clients) a batch per transaction; or setting one aside as a dead
+//! letter.
 
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::domain::{CallKey, Client};
 use shared::message::CallEnvelope;
@@ -10,24 +14,174 @@ use uuid::Uuid;
 use crate::media::MediaStatus;
 use crate::operators::Operator;
 
-/// Upserts client and call and clears the call's queued note, all or nothing. A version
-/// older than the stored one (by `received_at`, then `ingest_id`) changes nothing: two
-/// workers may handle two updates of one `uid` in either order.
-pub async fn store_call(
+/// A call ready to be written: decoded, attributed, probed.
+pub struct Ready<'a> {
+    pub envelope: &'a CallEnvelope,
+    pub key: CallKey,
+    pub operator: Operator,
+    pub media: MediaStatus,
+}
+
+/// Writes a batch in one transaction: clients and calls upserted with one multi-row
+/// statement each, dead letters recorded, the queued notes of every handled message
+/// (`handled`) cleared. Of two versions of one call in the batch only the newest is written;
+/// against the stored row, a version older than it (by `received_at`, then `ingest_id`)
+/// changes nothing, since two workers may take two updates of one `uid` in either order.
+/// Returns how many calls were written.
+pub async fn write_batch(
     pool: &PgPool,
-    envelope: &CallEnvelope,
-    key: &CallKey,
-    operator: Operator,
-    media: &MediaStatus,
-) -> Result<(), sqlx::Error> {
-    let call = &envelope.call;
+    ready: &[Ready<'_>],
+    letters: &[NewDeadLetter],
+    handled: &[Uuid],
+) -> Result<usize, sqlx::Error> {
+    let calls = newest_per_call(ready);
     let mut tx = pool.begin().await?;
-    let client_id = match &call.client {
-        Some(client @ Client { id: Some(_), .. }) => {
-            Some(upsert_client(&mut tx, envelope.organisation_id, client).await?)
+    for letter in letters {
+        dead_letters::record(&mut tx, letter).await?;
+    }
+    if !calls.is_empty() {
+        let client_ids = upsert_clients(&mut tx, &calls).await?;
+        upsert_calls(&mut tx, &calls, &client_ids).await?;
+    }
+    sqlx::query("DELETE FROM queued_calls WHERE ingest_id = ANY($1)")
+        .bind(handled)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(calls.len())
+}
+
+/// Sorted by key, so that concurrent batches lock rows in one order and rarely deadlock.
+fn newest_per_call<'r, 'a>(ready: &'r [Ready<'a>]) -> Vec<&'r Ready<'a>> {
+    let mut newest: HashMap<(Uuid, &str), &Ready> = HashMap::with_capacity(ready.len());
+    for r in ready {
+        let version = |r: &Ready| (r.envelope.received_at, r.envelope.ingest_id);
+        newest
+            .entry((r.envelope.integration_id, r.key.uid.as_str()))
+            .and_modify(|kept| {
+                if version(r) > version(kept) {
+                    *kept = r;
+                }
+            })
+            .or_insert(r);
+    }
+    let mut calls: Vec<&Ready> = newest.into_values().collect();
+    calls.sort_by(|a, b| {
+        (a.envelope.integration_id, &a.key.uid).cmp(&(b.envelope.integration_id, &b.key.uid))
+    });
+    calls
+}
+
+type ClientKey = (Uuid, String);
+
+/// Clients named by the batch's calls (the newest call's version of each), upserted at
+/// once; names never become null. Returns their ids.
+async fn upsert_clients(
+    tx: &mut Transaction<'_, Postgres>,
+    calls: &[&Ready<'_>],
+) -> Result<HashMap<ClientKey, Uuid>, sqlx::Error> {
+    let mut newest: BTreeMap<ClientKey, (&Client, (DateTime<Utc>, Uuid))> = BTreeMap::new();
+    for r in calls {
+        let Some(client @ Client { id: Some(id), .. }) = &r.envelope.call.client else {
+            continue;
+        };
+        let version = (r.envelope.received_at, r.envelope.ingest_id);
+        let key = (r.envelope.organisation_id, id.as_str().to_owned());
+        match newest.get(&key) {
+            Some((_, kept)) if *kept >= version => {}
+            _ => {
+                newest.insert(key, (client, version));
+            }
         }
-        _ => None,
-    };
+    }
+    if newest.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut ids = Vec::with_capacity(newest.len());
+    let mut organisations = Vec::with_capacity(newest.len());
+    let mut external_ids = Vec::with_capacity(newest.len());
+    let (mut companies, mut firsts, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
+    for ((organisation_id, external_id), (client, _)) in &newest {
+        ids.push(Uuid::now_v7());
+        organisations.push(*organisation_id);
+        external_ids.push(external_id.as_str());
+        companies.push(client.company_name.as_deref());
+        firsts.push(client.first_name.as_deref());
+        lasts.push(client.last_name.as_deref());
+    }
+    let rows: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+        "INSERT INTO clients (id, organisation_id, external_id, company_name, first_name, last_name)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
+         ON CONFLICT (organisation_id, external_id) DO UPDATE SET
+            company_name = COALESCE(EXCLUDED.company_name, clients.company_name),
+            first_name = COALESCE(EXCLUDED.first_name, clients.first_name),
+            last_name = COALESCE(EXCLUDED.last_name, clients.last_name),
+            updated_at = now()
+         RETURNING id, organisation_id, external_id",
+    )
+    .bind(&ids)
+    .bind(&organisations)
+    .bind(&external_ids)
+    .bind(&companies)
+    .bind(&firsts)
+    .bind(&lasts)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, organisation_id, external_id)| ((organisation_id, external_id), id))
+        .collect())
+}
+
+async fn upsert_calls(
+    tx: &mut Transaction<'_, Postgres>,
+    calls: &[&Ready<'_>],
+    client_ids: &HashMap<ClientKey, Uuid>,
+) -> Result<(), sqlx::Error> {
+    let n = calls.len();
+    let mut c = Columns::with_capacity(n);
+    for r in calls {
+        let (envelope, call, media) = (r.envelope, &r.envelope.call, &r.media);
+        c.id.push(Uuid::now_v7());
+        c.integration_id.push(envelope.integration_id);
+        c.uid.push(r.key.uid.as_str());
+        c.uid_derived.push(r.key.derived);
+        c.organisation_id.push(envelope.organisation_id);
+        c.operator_id.push(call.operator_id.as_str());
+        c.user_id.push(r.operator.user_id);
+        c.department_id.push(r.operator.department_id);
+        c.client_id.push(call.client.as_ref().and_then(|client| {
+            let id = client.id.as_ref()?;
+            client_ids
+                .get(&(envelope.organisation_id, id.as_str().to_owned()))
+                .copied()
+        }));
+        c.client.push(call.client.as_ref().map(client_json));
+        c.started_at.push(call.started_at);
+        c.direction.push(call.direction.map(|d| d.as_str()));
+        c.duration.push(call.duration.map(|d| d.get()));
+        c.client_phone_number
+            .push(call.client_phone_number.as_deref());
+        c.phone_call_chain_uid
+            .push(call.phone_call_chain_uid.as_ref().map(|u| u.as_str()));
+        c.nps.push(call.nps);
+        c.media_url.push(call.media_url.as_str());
+        c.custom_fields.push(call.custom_fields.to_json());
+        c.transcription.push(
+            call.transcription
+                .as_ref()
+                .map(|t| serde_json::to_value(t).unwrap_or(Value::Null)),
+        );
+        c.media_reachable.push(media.reachable);
+        c.media_http_status.push(media.http_status.map(i32::from));
+        c.media_content_type.push(media.content_type.as_deref());
+        c.media_content_length.push(media.content_length);
+        c.media_insecure.push(media.insecure);
+        c.media_error.push(media.error.as_deref());
+        c.media_checked_at.push(media.checked_at);
+        c.ingest_id.push(envelope.ingest_id);
+        c.received_at.push(envelope.received_at);
+    }
     sqlx::query(
         "INSERT INTO calls (
             id, integration_id, uid, uid_derived, organisation_id, operator_id, user_id, department_id,
@@ -35,8 +189,11 @@ pub async fn store_call(
             nps, media_url, custom_fields, transcription, media_reachable, media_http_status,
             media_content_type, media_content_length, media_insecure, media_error, media_checked_at,
             ingest_id, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                 $20, $21, $22, $23, $24, $25, $26, $27, $28)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::uuid[], $6::text[],
+                $7::uuid[], $8::uuid[], $9::uuid[], $10::jsonb[], $11::timestamptz[], $12::text[],
+                $13::float8[], $14::text[], $15::text[], $16::float8[], $17::text[], $18::jsonb[],
+                $19::jsonb[], $20::bool[], $21::int4[], $22::text[], $23::int8[], $24::bool[],
+                $25::text[], $26::timestamptz[], $27::uuid[], $28::timestamptz[])
          ON CONFLICT (integration_id, uid) DO UPDATE SET
             operator_id = EXCLUDED.operator_id, user_id = EXCLUDED.user_id,
             department_id = EXCLUDED.department_id, client_id = EXCLUDED.client_id,
@@ -51,63 +208,104 @@ pub async fn store_call(
             ingest_id = EXCLUDED.ingest_id, received_at = EXCLUDED.received_at, updated_at = now()
          WHERE (calls.received_at, calls.ingest_id) < (EXCLUDED.received_at, EXCLUDED.ingest_id)",
     )
-    .bind(Uuid::now_v7())
-    .bind(envelope.integration_id)
-    .bind(&key.uid)
-    .bind(key.derived)
-    .bind(envelope.organisation_id)
-    .bind(call.operator_id.as_str())
-    .bind(operator.user_id)
-    .bind(operator.department_id)
-    .bind(client_id)
-    .bind(call.client.as_ref().map(client_json))
-    .bind(call.started_at)
-    .bind(call.direction.map(|d| d.as_str()))
-    .bind(call.duration.map(|d| d.get()))
-    .bind(call.client_phone_number.as_deref())
-    .bind(call.phone_call_chain_uid.as_ref().map(|u| u.as_str()))
-    .bind(call.nps)
-    .bind(call.media_url.as_str())
-    .bind(call.custom_fields.to_json())
-    .bind(call.transcription.as_ref().map(|t| serde_json::to_value(t).unwrap_or(Value::Null)))
-    .bind(media.reachable)
-    .bind(media.http_status.map(i32::from))
-    .bind(media.content_type.as_deref())
-    .bind(media.content_length)
-    .bind(media.insecure)
-    .bind(media.error.as_deref())
-    .bind(media.checked_at)
-    .bind(envelope.ingest_id)
-    .bind(envelope.received_at)
-    .execute(&mut *tx)
+    .bind(c.id)
+    .bind(c.integration_id)
+    .bind(c.uid)
+    .bind(c.uid_derived)
+    .bind(c.organisation_id)
+    .bind(c.operator_id)
+    .bind(c.user_id)
+    .bind(c.department_id)
+    .bind(c.client_id)
+    .bind(c.client)
+    .bind(c.started_at)
+    .bind(c.direction)
+    .bind(c.duration)
+    .bind(c.client_phone_number)
+    .bind(c.phone_call_chain_uid)
+    .bind(c.nps)
+    .bind(c.media_url)
+    .bind(c.custom_fields)
+    .bind(c.transcription)
+    .bind(c.media_reachable)
+    .bind(c.media_http_status)
+    .bind(c.media_content_type)
+    .bind(c.media_content_length)
+    .bind(c.media_insecure)
+    .bind(c.media_error)
+    .bind(c.media_checked_at)
+    .bind(c.ingest_id)
+    .bind(c.received_at)
+    .execute(&mut **tx)
     .await?;
-    clear_queued_note(&mut tx, envelope.ingest_id).await?;
-    tx.commit().await
+    Ok(())
 }
 
-async fn upsert_client(
-    tx: &mut Transaction<'_, Postgres>,
-    organisation_id: Uuid,
-    client: &Client,
-) -> Result<Uuid, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO clients (id, organisation_id, external_id, company_name, first_name, last_name)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (organisation_id, external_id) DO UPDATE SET
-            company_name = COALESCE(EXCLUDED.company_name, clients.company_name),
-            first_name = COALESCE(EXCLUDED.first_name, clients.first_name),
-            last_name = COALESCE(EXCLUDED.last_name, clients.last_name),
-            updated_at = now()
-         RETURNING id",
-    )
-    .bind(Uuid::now_v7())
-    .bind(organisation_id)
-    .bind(client.id.as_ref().map(|id| id.as_str()))
-    .bind(client.company_name.as_deref())
-    .bind(client.first_name.as_deref())
-    .bind(client.last_name.as_deref())
-    .fetch_one(&mut **tx)
-    .await
+/// One array per column of `calls`, for UNNEST; every one gets exactly one entry per call.
+struct Columns<'a> {
+    id: Vec<Uuid>,
+    integration_id: Vec<Uuid>,
+    uid: Vec<&'a str>,
+    uid_derived: Vec<bool>,
+    organisation_id: Vec<Uuid>,
+    operator_id: Vec<&'a str>,
+    user_id: Vec<Uuid>,
+    department_id: Vec<Option<Uuid>>,
+    client_id: Vec<Option<Uuid>>,
+    client: Vec<Option<Value>>,
+    started_at: Vec<DateTime<Utc>>,
+    direction: Vec<Option<&'static str>>,
+    duration: Vec<Option<f64>>,
+    client_phone_number: Vec<Option<&'a str>>,
+    phone_call_chain_uid: Vec<Option<&'a str>>,
+    nps: Vec<Option<f64>>,
+    media_url: Vec<&'a str>,
+    custom_fields: Vec<Value>,
+    transcription: Vec<Option<Value>>,
+    media_reachable: Vec<bool>,
+    media_http_status: Vec<Option<i32>>,
+    media_content_type: Vec<Option<&'a str>>,
+    media_content_length: Vec<Option<i64>>,
+    media_insecure: Vec<bool>,
+    media_error: Vec<Option<&'a str>>,
+    media_checked_at: Vec<DateTime<Utc>>,
+    ingest_id: Vec<Uuid>,
+    received_at: Vec<DateTime<Utc>>,
+}
+
+impl Columns<'_> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            id: Vec::with_capacity(n),
+            integration_id: Vec::with_capacity(n),
+            uid: Vec::with_capacity(n),
+            uid_derived: Vec::with_capacity(n),
+            organisation_id: Vec::with_capacity(n),
+            operator_id: Vec::with_capacity(n),
+            user_id: Vec::with_capacity(n),
+            department_id: Vec::with_capacity(n),
+            client_id: Vec::with_capacity(n),
+            client: Vec::with_capacity(n),
+            started_at: Vec::with_capacity(n),
+            direction: Vec::with_capacity(n),
+            duration: Vec::with_capacity(n),
+            client_phone_number: Vec::with_capacity(n),
+            phone_call_chain_uid: Vec::with_capacity(n),
+            nps: Vec::with_capacity(n),
+            media_url: Vec::with_capacity(n),
+            custom_fields: Vec::with_capacity(n),
+            transcription: Vec::with_capacity(n),
+            media_reachable: Vec::with_capacity(n),
+            media_http_status: Vec::with_capacity(n),
+            media_content_type: Vec::with_capacity(n),
+            media_content_length: Vec::with_capacity(n),
+            media_insecure: Vec::with_capacity(n),
+            media_error: Vec::with_capacity(n),
+            media_checked_at: Vec::with_capacity(n),
+            ingest_id: Vec::with_capacity(n),
+            received_at: Vec::with_capacity(n),
+        }
+    }
 }
 
 fn client_json(client: &Client) -> Value {
@@ -119,21 +317,8 @@ fn client_json(client: &Client) -> Value {
     })
 }
 
-async fn clear_queued_note(
-    tx: &mut Transaction<'_, Postgres>,
-    ingest_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM queued_calls WHERE ingest_id = $1")
-        .bind(ingest_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// Records a dead letter and clears the call's queued note, all or nothing.
 pub async fn set_aside(pool: &PgPool, letter: &NewDeadLetter) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    dead_letters::record(&mut tx, letter).await?;
-    clear_queued_note(&mut tx, letter.ingest_id).await?;
-    tx.commit().await
+    write_batch(pool, &[], std::slice::from_ref(letter), &[letter.ingest_id]).await?;
+    Ok(())
 }
