@@ -62,7 +62,7 @@ impl Handler {
             for (index, payload) in payloads.iter().enumerate() {
                 match catch_unwind(AssertUnwindSafe(|| self.decode(payload))) {
                     Err(panic) => outcomes[index] = Outcome::Panicked(panic_message(&*panic)),
-                    Ok(Err(letter)) => letters.push(letter),
+                    Ok(Err(letter)) => letters.push(*letter),
                     Ok(Ok(message)) => {
                         let key = message.envelope().call.storage_key();
                         decoded.push(Decoded { message, key });
@@ -77,13 +77,13 @@ impl Handler {
         .boxed()
     }
 
-    fn decode(&self, payload: &[u8]) -> Result<CallMessage, NewDeadLetter> {
+    fn decode(&self, payload: &[u8]) -> Result<CallMessage, Box<NewDeadLetter>> {
         let message = CallMessage::from_bytes(payload).map_err(|error| {
             tracing::warn!(%error, "undecodable message");
-            undecodable_letter(
+            Box::new(undecodable_letter(
                 payload,
                 format!("cannot decode the message (unknown version or corrupt): {error}"),
-            )
+            ))
         })?;
         if let Some(inspect) = &self.inspector {
             inspect(&message);
