@@ -1,0 +1,301 @@
+//! One size of the benchmark, phase by phase, against one fixture: the raw limits, the
+//! gateway alone (leaving a backlog), the worker draining that backlog, then both together.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::bodies::{self, Spec};
+use crate::cpu;
+use crate::fixture::Fixture;
+use crate::load::{self, LoadResult, Target};
+use crate::machine;
+use crate::media_server::MediaServer;
+use crate::processes::{self, Service};
+use crate::raw;
+use crate::report::{
+    self, EndToEnd, Gateway, PostToRow, Rate, Raw, Rss, Series, SizeReport, Worker,
+};
+
+const POLL_EVERY: Duration = Duration::from_millis(100);
+const EXACT_EVERY: Duration = Duration::from_secs(1);
+/// Rows that stop arriving for this long mean the pipeline is stuck, not slow.
+const STALL: Duration = Duration::from_secs(60);
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn run(
+    fixture: &Fixture,
+    n: usize,
+    concurrency: usize,
+    logs: &Path,
+) -> anyhow::Result<SizeReport> {
+    let load_average_before = machine::load_average();
+    let media = MediaServer::start().await?;
+    let mut operators: Vec<String> = fixture.operators.keys().cloned().collect();
+    operators.sort();
+    let spec = |uid_prefix, seed| Spec {
+        operators: &operators,
+        media_base: &media.base,
+        uid_prefix,
+        seed,
+    };
+
+    progress(n, "raw limits: publish, consume, upsert");
+    let (raw_bodies, _) = bodies::generate(n, &spec("raw", 1));
+    let envelopes = raw::envelopes(&raw_bodies, fixture)?;
+    drop(raw_bodies);
+    let publish = raw::publish(&fixture.raw_broker, raw::payloads(&envelopes)).await?;
+    let consume = raw::consume(&fixture.raw_broker, n).await?;
+    let upsert = raw::upsert(&fixture.pool, &envelopes, &fixture.operators).await?;
+    drop(envelopes);
+    fixture.truncate_calls().await?;
+    let raw = Raw {
+        method: raw::method(),
+        publish,
+        consume,
+        upsert,
+    };
+
+    progress(n, "gateway alone");
+    let (port, worker_port) = (free_port()?, free_port()?);
+    let env = fixture.child_env(port, worker_port);
+    let worker_addr = SocketAddr::from(([127, 0, 0, 1], worker_port));
+    let gateway = Service::start("gateway", &env, &logs.join(format!("{n}-gateway.log")))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_ready(&gateway, addr).await?;
+    let target = Arc::new(Target {
+        addr,
+        path: format!(
+            "/api/v1/integrations/{}/phone_calls",
+            fixture.integration_id
+        ),
+        token: fixture.token.clone(),
+    });
+    let (gateway_bodies, shape) = bodies::generate(n, &spec("gw", 2));
+    let before = cpu::snapshot(gateway.pid())?;
+    let alone = load::run(target.clone(), Arc::new(gateway_bodies), concurrency).await?;
+    let gateway_cpu = cpu::usage(&before, &cpu::snapshot(gateway.pid())?, alone.accepted);
+    gateway.check_alive()?;
+    let accepted = Rate::new(alone.accepted, alone.elapsed);
+
+    progress(n, "worker draining the backlog");
+    let probes_before = media.probes();
+    let started = Utc::now();
+    let worker = Service::start("worker", &env, &logs.join(format!("{n}-worker.log")))?;
+    let before = cpu::snapshot(worker.pid())?;
+    let metrics = Metrics {
+        addr: worker_addr,
+        baseline: 0,
+    };
+    let drained_at = wait_for_rows(fixture, &metrics, alone.accepted, &[&gateway, &worker]).await?;
+    let worker_cpu = cpu::usage(&before, &cpu::snapshot(worker.pid())?, alone.accepted);
+    let drained = Rate::new(alone.accepted, between(started, drained_at));
+    let worker_report = Worker {
+        drained,
+        media_probes_served: media.probes() - probes_before,
+        media_reachable_rows: fixture
+            .count("SELECT count(*) FROM calls WHERE media_reachable")
+            .await?,
+        dead_letters: fixture.count("SELECT count(*) FROM dead_letters").await?,
+        ratio_of_raw_upsert: report::ratio(drained.per_sec, raw.upsert.per_sec),
+        cpu: worker_cpu,
+    };
+
+    progress(n, "end to end");
+    fixture.truncate_calls().await?;
+    let (e2e_bodies, _) = bodies::generate(n, &spec("e2e", 3));
+    let before = (cpu::snapshot(gateway.pid())?, cpu::snapshot(worker.pid())?);
+    let (together, rss) = processes::sampling_rss(
+        &[&gateway, &worker],
+        end_to_end(
+            fixture,
+            worker_addr,
+            target,
+            e2e_bodies,
+            concurrency,
+            &[&gateway, &worker],
+        ),
+    )
+    .await;
+    let (together, done_at) = together?;
+    let e2e_cpu = (
+        cpu::usage(&before.0, &cpu::snapshot(gateway.pid())?, together.accepted),
+        cpu::usage(&before.1, &cpu::snapshot(worker.pid())?, together.accepted),
+    );
+    let sustained = Rate::new(together.accepted, between(together.started_at, done_at));
+    let (bound_by, bound_per_sec) = report::slowest(&raw);
+    let end_to_end = EndToEnd {
+        sustained,
+        bound_by,
+        bound_per_sec,
+        ratio_of_bound: report::ratio(sustained.per_sec, bound_per_sec),
+        errors: together.errors,
+        post_latency: together.latencies.summary(),
+        post_to_row: post_to_row(fixture).await?,
+        dead_letters: fixture.count("SELECT count(*) FROM dead_letters").await?,
+        gateway_cpu: e2e_cpu.0,
+        worker_cpu: e2e_cpu.1,
+    };
+
+    let gateway_peak = gateway.stop().await?;
+    let worker_peak = worker.stop().await?;
+    Ok(SizeReport {
+        calls: n,
+        load_average_before,
+        bodies: shape,
+        gateway: Gateway {
+            accepted,
+            ratio_of_raw_publish: report::ratio(accepted.per_sec, raw.publish.per_sec),
+            errors: alone.errors,
+            latency: alone.latencies.summary(),
+            cpu: gateway_cpu,
+        },
+        raw,
+        worker: worker_report,
+        end_to_end,
+        rss: Rss {
+            gateway_peak_mb: report::kb_to_mb(gateway_peak),
+            worker_peak_mb: report::kb_to_mb(worker_peak),
+            gateway_end_to_end: Series::of_kb(&rss[0]),
+            worker_end_to_end: Series::of_kb(&rss[1]),
+        },
+    })
+}
+
+/// Posts every body with both services running; returns the load's result and when the
+/// last accepted call was stored.
+async fn end_to_end(
+    fixture: &Fixture,
+    worker: SocketAddr,
+    target: Arc<Target>,
+    bodies: Vec<Bytes>,
+    concurrency: usize,
+    services: &[&Service],
+) -> anyhow::Result<(LoadResult, DateTime<Utc>)> {
+    let metrics = Metrics::at(worker).await;
+    let load = load::run(target, Arc::new(bodies), concurrency).await?;
+    // The last row can only follow the last accepted POST, so waiting from here loses nothing.
+    let done = wait_for_rows(fixture, &metrics, load.accepted, services).await?;
+    Ok((load, done))
+}
+
+/// Waits until `expected` calls are stored and returns the last one's `created_at` (set
+/// by its insert, just before the commit), so the poll's granularity is not in the figure.
+/// Progress comes from the worker's own counter of committed calls, cheap to read; one
+/// exact count confirms it. A `count(*)` every poll would load the very Postgres being
+/// measured (a parallel scan of tens of ms at 200k rows).
+async fn wait_for_rows(
+    fixture: &Fixture,
+    worker: &Metrics,
+    expected: usize,
+    services: &[&Service],
+) -> anyhow::Result<DateTime<Utc>> {
+    let expected = i64::try_from(expected)?;
+    let mut progress = (-1, Instant::now());
+    let mut last_exact: Option<Instant> = None;
+    loop {
+        let stored = worker.stored().await - worker.baseline;
+        let now = Instant::now();
+        // A redelivered call is counted twice but stored once: confirm, at most once a second.
+        if stored >= expected && last_exact.is_none_or(|t| now - t >= EXACT_EVERY) {
+            last_exact = Some(now);
+            if let (rows, Some(last_row)) = fixture.stored().await? {
+                if rows >= expected {
+                    return Ok(last_row);
+                }
+            }
+        }
+        for service in services {
+            service.check_alive()?;
+        }
+        if stored != progress.0 {
+            progress = (stored, now);
+        } else if now - progress.1 > STALL {
+            let (rows, _) = fixture.stored().await?;
+            let dead = fixture.count("SELECT count(*) FROM dead_letters").await?;
+            bail!(
+                "stuck at {rows} of {expected} calls stored for {STALL:?} ({dead} dead letters); see the worker's log"
+            );
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// The worker's `/metrics`, read for its count of committed calls.
+struct Metrics {
+    addr: SocketAddr,
+    /// The count when the phase started.
+    baseline: i64,
+}
+
+impl Metrics {
+    async fn at(addr: SocketAddr) -> Self {
+        let mut metrics = Self { addr, baseline: 0 };
+        metrics.baseline = metrics.stored().await;
+        metrics
+    }
+
+    /// 0 until the worker answers (it may still be starting).
+    async fn stored(&self) -> i64 {
+        let Ok((200, text)) = load::get(self.addr, "/metrics").await else {
+            return 0;
+        };
+        String::from_utf8_lossy(&text)
+            .lines()
+            .find_map(|l| l.strip_prefix("callq_worker_calls_stored_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as i64)
+    }
+}
+
+/// From a wall-clock instant to a row's timestamp (one clock: the same machine).
+fn between(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
+    (to - from).to_std().unwrap_or_default()
+}
+
+async fn wait_ready(gateway: &Service, addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        gateway.check_alive()?;
+        if let Ok((200, _)) = load::get(addr, "/readyz").await {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the gateway was not ready within {READY_TIMEOUT:?}; see its log");
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+async fn post_to_row(fixture: &Fixture) -> anyhow::Result<PostToRow> {
+    let (p50, p99, max): (Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY ms),
+                max(ms)
+         FROM (SELECT (extract(epoch FROM created_at - received_at) * 1000)::float8 AS ms
+               FROM calls) rows",
+    )
+    .fetch_one(&fixture.pool)
+    .await
+    .context("POST-to-row percentiles")?;
+    Ok(PostToRow {
+        p50_ms: p50.unwrap_or(0.0),
+        p99_ms: p99.unwrap_or(0.0),
+        max_ms: max.unwrap_or(0.0),
+    })
+}
+
+/// A port for a child to listen on: the kernel picks it, then it is released.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn progress(n: usize, phase: &str) {
+    eprintln!("bench: {n} calls: {phase}");
+}
