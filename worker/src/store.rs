@@ -35,12 +35,15 @@ pub async fn write_batch(
     handled: &[Uuid],
 ) -> Result<usize, sqlx::Error> {
     let calls = newest_per_call(ready);
+    // Before the transaction and outside it: clients recur across calls, and concurrent
+    // batches would otherwise queue behind each other's locks on them until commit. An
+    // upserted client whose call then fails is harmless: the retry upserts it again.
+    let client_ids = upsert_clients(pool, &calls).await?;
     let mut tx = pool.begin().await?;
     for letter in letters {
         dead_letters::record(&mut tx, letter).await?;
     }
     if !calls.is_empty() {
-        let client_ids = upsert_clients(&mut tx, &calls).await?;
         upsert_calls(&mut tx, &calls, &client_ids).await?;
     }
     sqlx::query("DELETE FROM queued_calls WHERE ingest_id = ANY($1)")
@@ -75,9 +78,10 @@ fn newest_per_call<'r, 'a>(ready: &'r [Ready<'a>]) -> Vec<&'r Ready<'a>> {
 type ClientKey = (Uuid, String);
 
 /// Clients named by the batch's calls (the newest call's version of each), upserted at
-/// once; names never become null. Returns their ids.
+/// once; names never become null, and a row whose names would not change is not written.
+/// Returns their ids.
 async fn upsert_clients(
-    tx: &mut Transaction<'_, Postgres>,
+    pool: &PgPool,
     calls: &[&Ready<'_>],
 ) -> Result<HashMap<ClientKey, Uuid>, sqlx::Error> {
     let mut newest: BTreeMap<ClientKey, (&Client, (DateTime<Utc>, Uuid))> = BTreeMap::new();
@@ -109,15 +113,32 @@ async fn upsert_clients(
         firsts.push(client.first_name.as_deref());
         lasts.push(client.last_name.as_deref());
     }
+    // Unchanged rows are not returned by the upsert; the second part finds them. A row
+    // another batch inserted after this statement's snapshot is found by neither and
+    // looked up again below.
     let rows: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
-        "INSERT INTO clients (id, organisation_id, external_id, company_name, first_name, last_name)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
-         ON CONFLICT (organisation_id, external_id) DO UPDATE SET
-            company_name = COALESCE(EXCLUDED.company_name, clients.company_name),
-            first_name = COALESCE(EXCLUDED.first_name, clients.first_name),
-            last_name = COALESCE(EXCLUDED.last_name, clients.last_name),
-            updated_at = now()
-         RETURNING id, organisation_id, external_id",
+        "WITH input AS (
+            SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
+                AS t(id, organisation_id, external_id, company_name, first_name, last_name)
+         ), upserted AS (
+            INSERT INTO clients (id, organisation_id, external_id, company_name, first_name, last_name)
+            SELECT * FROM input
+            ON CONFLICT (organisation_id, external_id) DO UPDATE SET
+               company_name = COALESCE(EXCLUDED.company_name, clients.company_name),
+               first_name = COALESCE(EXCLUDED.first_name, clients.first_name),
+               last_name = COALESCE(EXCLUDED.last_name, clients.last_name),
+               updated_at = now()
+            WHERE (clients.company_name, clients.first_name, clients.last_name) IS DISTINCT FROM
+                  (COALESCE(EXCLUDED.company_name, clients.company_name),
+                   COALESCE(EXCLUDED.first_name, clients.first_name),
+                   COALESCE(EXCLUDED.last_name, clients.last_name))
+            RETURNING id, organisation_id, external_id
+         )
+         SELECT id, organisation_id, external_id FROM upserted
+         UNION ALL
+         SELECT c.id, c.organisation_id, c.external_id
+         FROM input i JOIN clients c
+           ON c.organisation_id = i.organisation_id AND c.external_id = i.external_id",
     )
     .bind(&ids)
     .bind(&organisations)
@@ -125,12 +146,28 @@ async fn upsert_clients(
     .bind(&companies)
     .bind(&firsts)
     .bind(&lasts)
-    .fetch_all(&mut **tx)
+    .fetch_all(pool)
     .await?;
-    Ok(rows
+    let mut found: HashMap<ClientKey, Uuid> = rows
         .into_iter()
         .map(|(id, organisation_id, external_id)| ((organisation_id, external_id), id))
-        .collect())
+        .collect();
+    let missing: Vec<&ClientKey> = newest.keys().filter(|k| !found.contains_key(*k)).collect();
+    if !missing.is_empty() {
+        let organisations: Vec<Uuid> = missing.iter().map(|(o, _)| *o).collect();
+        let external_ids: Vec<&str> = missing.iter().map(|(_, e)| e.as_str()).collect();
+        let rows: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+            "SELECT c.id, c.organisation_id, c.external_id
+             FROM UNNEST($1::uuid[], $2::text[]) AS k(organisation_id, external_id)
+             JOIN clients c ON c.organisation_id = k.organisation_id AND c.external_id = k.external_id",
+        )
+        .bind(&organisations)
+        .bind(&external_ids)
+        .fetch_all(pool)
+        .await?;
+        found.extend(rows.into_iter().map(|(id, o, e)| ((o, e), id)));
+    }
+    Ok(found)
 }
 
 async fn upsert_calls(
