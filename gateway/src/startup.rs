@@ -25,7 +25,10 @@ impl Application {
         let state = AppState {
             publisher: Publisher::new(settings.broker.clone(), "gateway"),
             metrics: Metrics::default(),
-            queued: QueuedNotes::spawn(pool.clone()),
+            queued: settings
+                .http
+                .queued_notes
+                .then(|| QueuedNotes::spawn(pool.clone())),
             integrations: Arc::new(TtlCache::new(ttl)),
             field_definitions: Arc::new(TtlCache::new(ttl)),
             rate_limiter: RateLimiter::new(

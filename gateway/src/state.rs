@@ -19,7 +19,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: PgPool,
     pub publisher: Publisher,
-    pub queued: QueuedNotes,
+    /// `None` when `http.queued_notes` is off.
+    pub queued: Option<QueuedNotes>,
     pub integrations: Arc<TtlCache<Uuid, Option<IntegrationAuth>>>,
     pub field_definitions: Arc<TtlCache<Uuid, HashMap<String, FieldType>>>,
     pub rate_limiter: Option<Arc<RateLimiter>>,

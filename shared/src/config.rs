@@ -30,6 +30,7 @@ pub struct HttpSettings {
     pub request_timeout_ms: u64,
     pub rate_limit_per_sec: f64,
     pub rate_limit_burst: u32,
+    pub queued_notes: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -225,3 +225,28 @@ async fn get_says_queued_before_a_worker_stores_the_call() {
     assert_eq!(doc["data"]["attributes"]["status"], "queued");
     assert_eq!(env.get_call(&integration, "never-sent").await.0, 404);
 }
+
+#[tokio::test]
+async fn without_queued_notes_get_finds_a_call_once_it_is_stored() {
+    let mut env = TestEnv::start_with(pipeline_tests::Options {
+        worker: false,
+        customize: Box::new(|s| s.http.queued_notes = false),
+        ..Default::default()
+    })
+    .await;
+    let integration = env.integration().await;
+    assert_eq!(env.post(&integration, &call("unnoted")).await.status(), 202);
+    env.wait_for_ready(1, WAIT).await;
+    let (status, doc) = env.get_call(&integration, "unnoted").await;
+    assert_eq!(status, 404);
+    assert!(doc["errors"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("once a worker has stored it"));
+    assert_eq!(env.count("SELECT count(*) FROM queued_calls").await, 0);
+
+    env.start_worker().await;
+    env.wait_for_count("SELECT count(*) FROM calls", 1, WAIT)
+        .await;
+    assert_eq!(env.get_call(&integration, "unnoted").await.0, 200);
+}

@@ -77,12 +77,14 @@ async fn create(
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     app.metrics.published.inc();
 
-    app.queued.note(QueuedNote {
-        ingest_id,
-        integration_id: integration.id,
-        uid: key.uid.clone(),
-        received_at,
-    });
+    if let Some(queued) = &app.queued {
+        queued.note(QueuedNote {
+            ingest_id,
+            integration_id: integration.id,
+            uid: key.uid.clone(),
+            received_at,
+        });
+    }
     let status =
         StatusCode::from_u16(integration.success_status as u16).unwrap_or(StatusCode::ACCEPTED);
     let document = json!({"data": {
@@ -248,7 +250,8 @@ async fn show(
         }}))
         .into_response()),
         None => Err(ApiError::NotFound(format!(
-            "no call with uid {uid:?} in this integration"
+            "no call with uid {uid:?} in this integration (an accepted call is found here once \
+             a worker has stored it, usually within a second)"
         ))),
     }
 }
