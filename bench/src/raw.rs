@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use futures_util::future::join_all;
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Confirmation};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use shared::broker::Topology;
 use shared::config::BrokerSettings;
 use shared::contract::parse_call;
@@ -24,6 +25,8 @@ use shared::domain::FieldType;
 use shared::message::{CallEnvelope, CallMessage};
 use sqlx::PgPool;
 use uuid::Uuid;
+use worker::media::MediaStatus;
+use worker::store::Ready;
 
 use crate::fixture::{Fixture, Operator};
 use crate::report::Rate;
@@ -183,194 +186,66 @@ pub async fn consume(broker: &BrokerSettings, n: usize) -> anyhow::Result<Rate> 
     Ok(rate)
 }
 
-/// Upserts one row per envelope into `calls`, with the worker's columns and conflict rule.
+/// Upserts one row per envelope into `calls` with the worker's own statement
+/// (`worker::store::upsert_calls`), timed alone: no decoding, probing, clients or notes.
 pub async fn upsert(
     pool: &PgPool,
     envelopes: &[CallEnvelope],
     operators: &HashMap<String, Operator>,
 ) -> anyhow::Result<Rate> {
-    let batches = envelopes
-        .chunks(UPSERT_BATCH)
-        .map(|chunk| Batch::of(chunk, operators))
+    let rows = envelopes
+        .iter()
+        .map(|envelope| ready(envelope, operators))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let batches = Arc::new(batches);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let sessions: Vec<_> = (0..UPSERT_SESSIONS)
-        .map(|_| {
-            let (pool, batches, next) = (pool.clone(), batches.clone(), next.clone());
-            tokio::spawn(async move {
-                while let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    batch.upsert(&pool).await?;
-                }
-                anyhow::Ok(())
-            })
-        })
+    let batches: Vec<Vec<&Ready>> = rows
+        .chunks(UPSERT_BATCH)
+        .map(|chunk| chunk.iter().collect())
         .collect();
-    for session in sessions {
-        session.await.context("an upsert session panicked")??;
+    let next = AtomicUsize::new(0);
+    let no_clients = HashMap::new();
+    let started = Instant::now();
+    let sessions = (0..UPSERT_SESSIONS).map(|_| async {
+        let mut conn = pool.acquire().await.context("raw upsert: connect")?;
+        while let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
+            worker::store::upsert_calls(&mut conn, batch, &no_clients)
+                .await
+                .context("raw upsert")?;
+        }
+        anyhow::Ok(())
+    });
+    for session in join_all(sessions).await {
+        session?;
     }
     Ok(Rate::new(envelopes.len(), started.elapsed()))
 }
 
-/// One statement's rows, column by column, as `UNNEST` takes them.
-#[derive(Default)]
-struct Batch {
-    id: Vec<Uuid>,
-    integration_id: Vec<Uuid>,
-    uid: Vec<String>,
-    uid_derived: Vec<bool>,
-    organisation_id: Vec<Uuid>,
-    operator_id: Vec<String>,
-    user_id: Vec<Uuid>,
-    department_id: Vec<Option<Uuid>>,
-    client_id: Vec<Option<Uuid>>,
-    client: Vec<Option<Value>>,
-    started_at: Vec<DateTime<Utc>>,
-    direction: Vec<Option<String>>,
-    duration: Vec<Option<f64>>,
-    client_phone_number: Vec<Option<String>>,
-    phone_call_chain_uid: Vec<Option<String>>,
-    nps: Vec<Option<f64>>,
-    media_url: Vec<String>,
-    custom_fields: Vec<Value>,
-    transcription: Vec<Option<Value>>,
-    media_reachable: Vec<Option<bool>>,
-    media_http_status: Vec<Option<i32>>,
-    media_content_type: Vec<Option<String>>,
-    media_content_length: Vec<Option<i64>>,
-    media_insecure: Vec<bool>,
-    media_error: Vec<Option<String>>,
-    media_checked_at: Vec<Option<DateTime<Utc>>>,
-    ingest_id: Vec<Uuid>,
-    received_at: Vec<DateTime<Utc>>,
-}
-
-impl Batch {
-    /// Rows as the worker would write them after a successful probe of the media server.
-    /// `client_id` stays empty: the clients table is not what this measures.
-    fn of(
-        envelopes: &[CallEnvelope],
-        operators: &HashMap<String, Operator>,
-    ) -> anyhow::Result<Self> {
-        let mut b = Batch::default();
-        for envelope in envelopes {
-            let call = &envelope.call;
-            let key = call.storage_key();
-            let operator = operators
-                .get(call.operator_id.as_str())
-                .with_context(|| format!("operator {} is not bound", call.operator_id.as_str()))?;
-            b.id.push(Uuid::now_v7());
-            b.integration_id.push(envelope.integration_id);
-            b.uid.push(key.uid);
-            b.uid_derived.push(key.derived);
-            b.organisation_id.push(envelope.organisation_id);
-            b.operator_id.push(call.operator_id.as_str().to_owned());
-            b.user_id.push(operator.user_id);
-            b.department_id.push(operator.department_id);
-            b.client_id.push(None);
-            b.client.push(call.client.as_ref().map(|c| {
-                json!({
-                    "id": c.id.as_ref().map(|id| id.as_str()),
-                    "company_name": c.company_name,
-                    "first_name": c.first_name,
-                    "last_name": c.last_name,
-                })
-            }));
-            b.started_at.push(call.started_at);
-            b.direction
-                .push(call.direction.map(|d| d.as_str().to_owned()));
-            b.duration.push(call.duration.map(|d| d.get()));
-            b.client_phone_number.push(call.client_phone_number.clone());
-            b.phone_call_chain_uid.push(
-                call.phone_call_chain_uid
-                    .as_ref()
-                    .map(|u| u.as_str().to_owned()),
-            );
-            b.nps.push(call.nps);
-            b.media_url.push(call.media_url.as_str().to_owned());
-            b.custom_fields.push(call.custom_fields.to_json());
-            b.transcription.push(
-                call.transcription
-                    .as_ref()
-                    .map(serde_json::to_value)
-                    .transpose()?,
-            );
-            b.media_reachable.push(Some(true));
-            b.media_http_status.push(Some(200));
-            b.media_content_type.push(Some("audio/wav".into()));
-            b.media_content_length.push(Some(1234));
-            b.media_insecure
-                .push(call.media_url.url().scheme() == "http");
-            b.media_error.push(None);
-            b.media_checked_at.push(Some(Utc::now()));
-            b.ingest_id.push(envelope.ingest_id);
-            b.received_at.push(envelope.received_at);
-        }
-        Ok(b)
-    }
-
-    async fn upsert(&self, pool: &PgPool) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO calls (
-                id, integration_id, uid, uid_derived, organisation_id, operator_id, user_id, department_id,
-                client_id, client, started_at, direction, duration, client_phone_number, phone_call_chain_uid,
-                nps, media_url, custom_fields, transcription, media_reachable, media_http_status,
-                media_content_type, media_content_length, media_insecure, media_error, media_checked_at,
-                ingest_id, received_at)
-             SELECT * FROM UNNEST(
-                $1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::uuid[], $6::text[], $7::uuid[], $8::uuid[],
-                $9::uuid[], $10::jsonb[], $11::timestamptz[], $12::text[], $13::float8[], $14::text[], $15::text[],
-                $16::float8[], $17::text[], $18::jsonb[], $19::jsonb[], $20::bool[], $21::int4[],
-                $22::text[], $23::int8[], $24::bool[], $25::text[], $26::timestamptz[],
-                $27::uuid[], $28::timestamptz[])
-             ON CONFLICT (integration_id, uid) DO UPDATE SET
-                operator_id = EXCLUDED.operator_id, user_id = EXCLUDED.user_id,
-                department_id = EXCLUDED.department_id, client_id = EXCLUDED.client_id,
-                client = EXCLUDED.client, started_at = EXCLUDED.started_at, direction = EXCLUDED.direction,
-                duration = EXCLUDED.duration, client_phone_number = EXCLUDED.client_phone_number,
-                phone_call_chain_uid = EXCLUDED.phone_call_chain_uid, nps = EXCLUDED.nps,
-                media_url = EXCLUDED.media_url, custom_fields = EXCLUDED.custom_fields,
-                transcription = EXCLUDED.transcription, media_reachable = EXCLUDED.media_reachable,
-                media_http_status = EXCLUDED.media_http_status, media_content_type = EXCLUDED.media_content_type,
-                media_content_length = EXCLUDED.media_content_length, media_insecure = EXCLUDED.media_insecure,
-                media_error = EXCLUDED.media_error, media_checked_at = EXCLUDED.media_checked_at,
-                ingest_id = EXCLUDED.ingest_id, received_at = EXCLUDED.received_at, updated_at = now()
-             WHERE (calls.received_at, calls.ingest_id) < (EXCLUDED.received_at, EXCLUDED.ingest_id)",
-        )
-        .bind(&self.id)
-        .bind(&self.integration_id)
-        .bind(&self.uid)
-        .bind(&self.uid_derived)
-        .bind(&self.organisation_id)
-        .bind(&self.operator_id)
-        .bind(&self.user_id)
-        .bind(&self.department_id)
-        .bind(&self.client_id)
-        .bind(&self.client)
-        .bind(&self.started_at)
-        .bind(&self.direction)
-        .bind(&self.duration)
-        .bind(&self.client_phone_number)
-        .bind(&self.phone_call_chain_uid)
-        .bind(&self.nps)
-        .bind(&self.media_url)
-        .bind(&self.custom_fields)
-        .bind(&self.transcription)
-        .bind(&self.media_reachable)
-        .bind(&self.media_http_status)
-        .bind(&self.media_content_type)
-        .bind(&self.media_content_length)
-        .bind(&self.media_insecure)
-        .bind(&self.media_error)
-        .bind(&self.media_checked_at)
-        .bind(&self.ingest_id)
-        .bind(&self.received_at)
-        .execute(pool)
-        .await
-        .context("raw upsert")?;
-        Ok(())
-    }
+/// A row as the worker would write it after a successful probe of the media server.
+/// `client_id` stays empty: the clients table is not what this measures.
+fn ready<'a>(
+    envelope: &'a CallEnvelope,
+    operators: &HashMap<String, Operator>,
+) -> anyhow::Result<Ready<'a>> {
+    let call = &envelope.call;
+    let operator = operators
+        .get(call.operator_id.as_str())
+        .with_context(|| format!("operator {} is not bound", call.operator_id.as_str()))?;
+    Ok(Ready {
+        envelope,
+        key: call.storage_key(),
+        operator: worker::operators::Operator {
+            user_id: operator.user_id,
+            department_id: operator.department_id,
+        },
+        media: MediaStatus {
+            reachable: true,
+            http_status: Some(200),
+            content_type: Some("audio/wav".into()),
+            content_length: Some(1234),
+            checked_at: Utc::now(),
+            insecure: call.media_url.url().scheme() == "http",
+            error: None,
+        },
+    })
 }
 
 /// The message bytes a gateway publishes for each envelope.

@@ -8,7 +8,7 @@ use serde_json::Value;
 use shared::domain::{CallKey, Client};
 use shared::message::CallEnvelope;
 use shared::store::dead_letters::{self, NewDeadLetter};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::media::MediaStatus;
@@ -75,7 +75,8 @@ fn newest_per_call<'r, 'a>(ready: &'r [Ready<'a>]) -> Vec<&'r Ready<'a>> {
     calls
 }
 
-type ClientKey = (Uuid, String);
+/// (organisation, `client.id`)
+pub type ClientKey = (Uuid, String);
 
 /// Clients named by the batch's calls (the newest call's version of each), upserted at
 /// once; names never become null, and a row whose names would not change is not written.
@@ -170,8 +171,10 @@ async fn upsert_clients(
     Ok(found)
 }
 
-async fn upsert_calls(
-    tx: &mut Transaction<'_, Postgres>,
+/// One multi-row statement. Public for the benchmark, whose raw upsert limit must be this
+/// very statement with these very rows.
+pub async fn upsert_calls(
+    conn: &mut PgConnection,
     calls: &[&Ready<'_>],
     client_ids: &HashMap<ClientKey, Uuid>,
 ) -> Result<(), sqlx::Error> {
@@ -273,7 +276,7 @@ async fn upsert_calls(
     .bind(c.media_checked_at)
     .bind(c.ingest_id)
     .bind(c.received_at)
-    .execute(&mut **tx)
+    .execute(conn)
     .await?;
     Ok(())
 }
