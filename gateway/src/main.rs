@@ -1,9 +1,12 @@
 use shared::config::Settings;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     shared::telemetry::init(&settings.log);
+    settings.runtime.build()?.block_on(run(settings))
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
     let app = gateway::Application::build(settings).await?;
     tracing::info!(port = app.port(), "gateway listening");
     app.run_until_stopped(shutdown_signal()).await?;

@@ -15,6 +15,7 @@ pub struct Metrics {
     pub accepted: Counter,
     pub refused: LabeledCounter,
     pub published: Counter,
+    pub messages: Counter,
     pub replayed: Counter,
 }
 
@@ -23,6 +24,7 @@ impl Default for Metrics {
         let accepted = Counter::default();
         let refused = LabeledCounter::default();
         let published = Counter::default();
+        let messages = Counter::default();
         let replayed = Counter::default();
         let mut registry = Registry::with_prefix("callq_gateway");
         registry.register(
@@ -41,6 +43,11 @@ impl Default for Metrics {
             published.clone(),
         );
         registry.register(
+            "messages_published",
+            "Messages the broker confirmed; a group of calls counts once",
+            messages.clone(),
+        );
+        registry.register(
             "dead_letters_replayed",
             "Dead letters replayed through the admin API",
             replayed.clone(),
@@ -50,6 +57,7 @@ impl Default for Metrics {
             accepted,
             refused,
             published,
+            messages,
             replayed,
         }
     }

@@ -8,6 +8,7 @@ use shared::config::Settings;
 use tokio::net::TcpListener;
 
 use crate::cache::TtlCache;
+use crate::grouping::GroupPublisher;
 use crate::metrics::Metrics;
 use crate::queued::QueuedNotes;
 use crate::rate_limit::RateLimiter;
@@ -22,9 +23,17 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = shared::store::pool(&settings.database)?;
         let ttl = Duration::from_secs(settings.auth.cache_ttl_secs);
+        let publisher = Publisher::new(settings.broker.clone(), "gateway");
+        let metrics = Metrics::default();
         let state = AppState {
-            publisher: Publisher::new(settings.broker.clone(), "gateway"),
-            metrics: Metrics::default(),
+            calls: GroupPublisher::spawn(
+                publisher.clone(),
+                settings.broker.publish_in_flight,
+                settings.broker.group_max_calls,
+                metrics.messages.clone(),
+            ),
+            publisher,
+            metrics,
             queued: settings
                 .http
                 .queued_notes

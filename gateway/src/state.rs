@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::cache::TtlCache;
+use crate::grouping::GroupPublisher;
 use crate::metrics::Metrics;
 use crate::queued::QueuedNotes;
 use crate::rate_limit::RateLimiter;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: PgPool,
     pub publisher: Publisher,
+    /// Publishes accepted calls, grouping those that arrive together.
+    pub calls: GroupPublisher,
     /// `None` when `http.queued_notes` is off.
     pub queued: Option<QueuedNotes>,
     pub integrations: Arc<TtlCache<Uuid, Option<IntegrationAuth>>>,

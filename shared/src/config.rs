@@ -20,6 +20,12 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub media: MediaSettings,
     pub log: LogSettings,
+    pub runtime: RuntimeSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuntimeSettings {
+    pub worker_threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +51,8 @@ pub struct BrokerSettings {
     pub url: SecretString,
     pub queue_prefix: String,
     pub publish_channels: usize,
+    pub publish_in_flight: usize,
+    pub group_max_calls: usize,
     pub confirm_timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub delivery_limit: u32,
@@ -129,6 +137,18 @@ impl Settings {
             .build()
             .and_then(Config::try_deserialize)
             .expect("config/callq.toml is valid")
+    }
+}
+
+impl RuntimeSettings {
+    /// The async runtime a gateway or worker runs on: `worker_threads` threads, or one per
+    /// core when 0.
+    pub fn build(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if self.worker_threads > 0 {
+            builder.worker_threads(self.worker_threads);
+        }
+        builder.enable_all().build()
     }
 }
 

@@ -1,6 +1,13 @@
 //! What travels on the queue: a versioned envelope around a parsed call,
-//! `{"version": "1", "ingest_id": ..., "call": {...}}`. A worker refuses (dead-letters) a
-//! version it does not know rather than guessing.
+//! `{"version": "1", "ingest_id": ..., "call": {...}}`, or a group of them as a JSON array of
+//! such messages. A worker refuses (dead-letters) a version it does not know rather than
+//! guessing.
+//!
+//! Groups exist for throughput: a gateway puts the calls that arrive while its earlier
+//! publishes await their confirms into one message, so the broker stores, confirms,
+//! delivers and acks them once instead of once each. Each element is byte for byte the
+//! message that call would have been alone; retries, dead letters and replays carry single
+//! calls.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -98,6 +105,36 @@ impl CallMessage {
     }
 }
 
+/// One message holding `calls`, each an encoded single-call message; a lone call is sent
+/// as itself.
+pub fn group(mut calls: Vec<Vec<u8>>) -> Vec<u8> {
+    if calls.len() == 1 {
+        return calls.remove(0);
+    }
+    let mut body = Vec::with_capacity(calls.iter().map(|c| c.len() + 1).sum::<usize>() + 1);
+    body.push(b'[');
+    for (i, call) in calls.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(call);
+    }
+    body.push(b']');
+    body
+}
+
+/// The single-call messages a body holds, as slices of it. A body that is not a well-formed
+/// group is returned whole, to be refused as undecodable like any corrupt message.
+pub fn split(body: &[u8]) -> Vec<&[u8]> {
+    if body.first() != Some(&b'[') {
+        return vec![body];
+    }
+    match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(body) {
+        Ok(calls) if !calls.is_empty() => calls.iter().map(|c| c.get().as_bytes()).collect(),
+        _ => vec![body],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -139,5 +176,31 @@ mod tests {
         let mut json: serde_json::Value = serde_json::from_slice(&message().to_bytes()).unwrap();
         json["version"] = "2".into();
         assert!(CallMessage::from_bytes(&serde_json::to_vec(&json).unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_group_splits_back_into_the_very_bytes_of_its_calls() {
+        let calls: Vec<Vec<u8>> = (0..3).map(|_| message().to_bytes()).collect();
+        let body = group(calls.clone());
+        let parts = split(&body);
+        assert_eq!(parts.len(), 3);
+        for (part, call) in parts.iter().zip(&calls) {
+            assert_eq!(*part, call.as_slice());
+            assert!(CallMessage::from_bytes(part).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_lone_call_is_not_wrapped() {
+        let call = message().to_bytes();
+        assert_eq!(group(vec![call.clone()]), call);
+        assert_eq!(split(&call), vec![call.as_slice()]);
+    }
+
+    #[test]
+    fn a_corrupt_group_stays_whole() {
+        for body in [&b"[{\"version\": \"1\""[..], b"[]", b"not json"] {
+            assert_eq!(split(body), vec![body]);
+        }
     }
 }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use shared::broker::Publisher;
 use shared::config::Settings;
+use shared::message::{self, CallEnvelope, CallMessage};
 use shared::store::{accounts, bindings};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -167,6 +169,39 @@ impl TestEnv {
         env
     }
 
+    /// Like `start_with` (without its worker), then starts an in-process worker that reaches
+    /// Postgres through `proxy`, so that cutting the proxy takes the worker's database away
+    /// while the test and the gateway keep theirs.
+    pub async fn start_with_worker_behind(proxy: &proxy::Proxy, options: Options) -> Self {
+        let mut env = Self::start_with(Options {
+            worker: false,
+            ..options
+        })
+        .await;
+        let direct = env.settings.database.url.clone();
+        env.settings.database.url = via_port(&env.settings.database.url, proxy.port);
+        env.settings.database.acquire_timeout_ms = 300;
+        env.start_worker().await;
+        env.settings.database.url = direct;
+        env
+    }
+
+    /// A real worker process holding what it takes: lanes 1, `prefetch` messages, and media
+    /// probes that wait up to 2 minutes (tests point it at a host that hangs), so that the
+    /// test can kill it mid-batch.
+    pub fn spawn_stuck_worker(&self, prefetch: u16) -> tokio::process::Child {
+        tokio::process::Command::new(binary("worker"))
+            .envs(child_env(self))
+            .env("APP_WORKER__LANES", "1")
+            .env("APP_WORKER__PREFETCH", prefetch.to_string())
+            .env("APP_MEDIA__TIMEOUT_MS", "120000")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the worker binary")
+    }
+
     /// Starts an in-process worker with the test's settings (one at a time).
     pub async fn start_worker(&mut self) {
         let worker = worker::Worker::build_inspected(&self.settings, self.inspector.clone())
@@ -300,6 +335,32 @@ impl TestEnv {
             "the work queue took the message"
         );
         let _ = conn.close(200, "".into()).await;
+    }
+
+    /// Publishes `calls` of `integration` as one group message onto the work queue, the
+    /// way a gateway under load does, through the same publisher; waits for the confirm.
+    pub async fn publish_group(&self, integration: &Integration, calls: &[Value]) {
+        let messages: Vec<Vec<u8>> = calls
+            .iter()
+            .map(|body| {
+                let call = shared::contract::parse_call(body, &std::collections::HashMap::new())
+                    .expect("a valid call")
+                    .call;
+                CallMessage::V1(CallEnvelope {
+                    ingest_id: Uuid::now_v7(),
+                    integration_id: integration.id,
+                    organisation_id: integration.organisation_id,
+                    received_at: chrono::Utc::now(),
+                    call,
+                })
+                .to_bytes()
+            })
+            .collect();
+        let count = messages.len();
+        Publisher::new(self.settings.broker.clone(), "test")
+            .publish_group(&message::group(messages), count)
+            .await
+            .expect("the broker confirmed the group");
     }
 
     pub fn database_url(&self) -> String {
@@ -577,6 +638,11 @@ pub fn child_env(env: &TestEnv) -> Vec<(String, String)> {
         ("APP_DATABASE__MAX_CONNECTIONS".into(), "4".into()),
         ("APP_LOG__FILTER".into(), "warn".into()),
         ("APP_WORKER__LISTEN".into(), "127.0.0.1:0".into()),
+        // Part of the queues' declaration: a child declaring another value would be refused.
+        (
+            "APP_BROKER__DELIVERY_LIMIT".into(),
+            env.settings.broker.delivery_limit.to_string(),
+        ),
         (
             "APP_BROKER__RETRY_DELAYS_MS".into(),
             env.settings

@@ -1,5 +1,7 @@
 //! A recording host on loopback whose behaviour each test chooses.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{header, Method, StatusCode};
@@ -9,12 +11,15 @@ use axum::Router;
 
 pub struct MediaServer {
     pub base: String,
+    slow_arrivals: Arc<AtomicUsize>,
 }
 
 impl MediaServer {
     /// Paths: `/ok.wav` (HEAD 200, audio/wav, 1234 bytes), `/s3.wav` (HEAD 403, ranged GET 206
     /// of 5000 bytes), `/missing.wav` (404), `/slow.wav` (answers after `slow`).
     pub async fn start(slow: Duration) -> Self {
+        let slow_arrivals = Arc::new(AtomicUsize::new(0));
+        let arrivals = slow_arrivals.clone();
         let app = Router::new()
             .route(
                 "/ok.wav",
@@ -54,6 +59,7 @@ impl MediaServer {
             .route(
                 "/slow.wav",
                 any(move || async move {
+                    arrivals.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(slow).await;
                     ([(header::CONTENT_TYPE, "audio/wav")], "")
                 }),
@@ -66,6 +72,23 @@ impl MediaServer {
             listener.local_addr().expect("addr").port()
         );
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { base }
+        Self {
+            base,
+            slow_arrivals,
+        }
+    }
+
+    /// Waits until `/slow.wav` has been asked for `n` times: the worker is then holding those
+    /// calls, not merely sent them by the broker.
+    pub async fn wait_for_slow_requests(&self, n: usize, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.slow_arrivals.load(Ordering::SeqCst) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {n} requests for /slow.wav arrived",
+                self.slow_arrivals.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

@@ -2,12 +2,11 @@
 //! killed with messages in hand (a worker's database down: `retries.rs`). Outages are made
 //! with a TCP proxy in front of the shared servers, which keep running for the other tests.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use pipeline_tests::media_server::MediaServer;
 use pipeline_tests::proxy::Proxy;
-use pipeline_tests::{call, child_env, eventually, via_port, Options, TestEnv};
+use pipeline_tests::{call, eventually, via_port, Options, TestEnv};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -156,16 +155,7 @@ async fn a_worker_killed_with_unacked_messages_loses_none_and_a_new_worker_store
         assert_eq!(env.post(&integration, &body).await.status(), 202);
     }
 
-    let mut child = tokio::process::Command::new(pipeline_tests::binary("worker"))
-        .envs(child_env(&env))
-        .env("APP_WORKER__LANES", "1")
-        .env("APP_WORKER__PREFETCH", "8")
-        .env("APP_MEDIA__TIMEOUT_MS", "120000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = env.spawn_stuck_worker(8);
     // 8 delivered and held (its prefetch), 12 still ready: the worker is mid-batch.
     env.wait_for_ready((CALLS - 8) as u32, WAIT).await;
     assert_eq!(env.count("SELECT count(*) FROM calls").await, 0);
@@ -239,8 +229,9 @@ async fn a_stopping_worker_finishes_and_acks_what_it_holds() {
         assert_eq!(env.post(&integration, &body).await.status(), 202);
     }
     env.start_worker().await;
-    // All three delivered and in flight.
-    env.wait_for_ready(0, WAIT).await;
+    // All three probed, so in the worker's hands; a delivery the broker has sent but no
+    // lane has taken yet is not held and would rightly go back to the queue.
+    media.wait_for_slow_requests(3, WAIT).await;
     env.stop_worker().await;
     assert_eq!(
         env.count("SELECT count(*) FROM calls").await,

@@ -60,7 +60,11 @@ async fn the_same_client_id_is_one_client() {
 
 #[tokio::test]
 async fn a_retried_post_without_uid_is_one_call() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::start_with(Options {
+        customize: Box::new(|s| s.http.queued_notes = true),
+        ..Default::default()
+    })
+    .await;
     let integration = env.integration().await;
     let mut body = call("unused");
     body.as_object_mut().unwrap().remove("uid");
@@ -160,7 +164,10 @@ async fn an_older_update_after_a_newer_one_leaves_the_newer() {
 async fn versions_of_one_call_in_one_batch_leave_the_newest() {
     let mut env = TestEnv::start_with(Options {
         worker: false,
-        customize: Box::new(|s| s.worker.batch_wait_ms = 500),
+        customize: Box::new(|s| {
+            s.worker.batch_wait_ms = 500;
+            s.http.queued_notes = true;
+        }),
         ..Default::default()
     })
     .await;

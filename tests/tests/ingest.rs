@@ -207,6 +207,7 @@ async fn a_custom_field_keeps_the_type_of_its_first_value() {
 async fn get_says_queued_before_a_worker_stores_the_call() {
     let env = TestEnv::start_with(pipeline_tests::Options {
         worker: false,
+        customize: Box::new(|s| s.http.queued_notes = true),
         ..Default::default()
     })
     .await;

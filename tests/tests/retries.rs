@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pipeline_tests::proxy::Proxy;
-use pipeline_tests::{call, eventually, metric, metric_sum, via_port, Options, TestEnv};
+use pipeline_tests::{call, eventually, metric, metric_sum, Options, TestEnv};
 use reqwest::Method;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -13,18 +13,14 @@ const CALLS: usize = 10;
 
 /// A test environment whose in-process worker reaches Postgres through `proxy`.
 async fn env_behind(proxy: &Proxy, retry_delays_ms: Vec<u64>) -> TestEnv {
-    let mut env = TestEnv::start_with(Options {
-        worker: false,
-        customize: Box::new(move |s| s.broker.retry_delays_ms = retry_delays_ms),
-        ..Default::default()
-    })
-    .await;
-    let direct = env.settings.database.url.clone();
-    env.settings.database.url = via_port(&env.settings.database.url, proxy.port);
-    env.settings.database.acquire_timeout_ms = 300;
-    env.start_worker().await;
-    env.settings.database.url = direct;
-    env
+    TestEnv::start_with_worker_behind(
+        proxy,
+        Options {
+            customize: Box::new(move |s| s.broker.retry_delays_ms = retry_delays_ms),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 async fn retried(env: &TestEnv) -> f64 {

@@ -16,6 +16,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
@@ -24,9 +25,10 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer as Stream};
-use shared::broker::headers::{Attempts, Death};
-use shared::broker::{self, Topology};
+use shared::broker::headers::{self, Attempts, Death};
+use shared::broker::{self, Publisher, Topology};
 use shared::config::BrokerSettings;
+use shared::message;
 use shared::metrics::label;
 use shared::store::dead_letters::Reason;
 use tokio::sync::watch;
@@ -64,6 +66,8 @@ pub struct Batching {
 pub struct Settler {
     pub handler: Handler,
     pub retrier: Retrier,
+    /// Sends the unfinished calls of a group back alone.
+    pub publisher: Publisher,
     pub metrics: Metrics,
     /// `broker.delivery_limit`, for describing poison when the broker does not say.
     pub delivery_limit: u32,
@@ -198,12 +202,16 @@ impl Lane {
                 Some(Err(e)) => return e.to_string(),
                 None => return "the broker cancelled the consumer".into(),
             };
+            let mut calls = headers::calls(&batch[0].properties);
             let deadline = tokio::time::Instant::now() + self.batching.wait;
-            while batch.len() < self.batching.size {
+            while calls < self.batching.size {
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => break,
                     next = self.stream.next() => match next {
-                        Some(Ok(delivery)) => batch.push(delivery),
+                        Some(Ok(delivery)) => {
+                            calls += headers::calls(&delivery.properties);
+                            batch.push(delivery);
+                        }
                         // Settle what was taken; the loop above then sees the end.
                         _ => break,
                     },
@@ -236,29 +244,27 @@ async fn consume(
 
 impl Settler {
     async fn batch(&self, batch: Vec<Delivery>) {
-        let payloads: Vec<&[u8]> = batch.iter().map(|d| d.data.as_slice()).collect();
-        let outcomes = self.outcomes(&payloads).await;
+        let calls: Vec<Vec<&[u8]>> = batch.iter().map(|d| message::split(&d.data)).collect();
+        let payloads: Vec<&[u8]> = calls.iter().flatten().copied().collect();
+        let mut outcomes = self.outcomes(&payloads).await.into_iter();
         let mut last_done = None;
-        for (delivery, outcome) in batch.iter().zip(outcomes) {
-            let settled = match outcome {
-                Outcome::Done => {
-                    last_done = Some(delivery);
-                    continue;
-                }
-                Outcome::Transient { class, error } => self.retry(delivery, class, &error).await,
-                Outcome::Panicked(panic) => {
-                    self.metrics.panics.inc();
-                    tracing::error!(
-                        %panic,
-                        "handling a message panicked; it goes back to the queue and is set aside \
-                         as poison once it reaches the delivery limit"
-                    );
+        for (delivery, calls) in batch.iter().zip(&calls) {
+            let outcomes: Vec<Outcome> = outcomes.by_ref().take(calls.len()).collect();
+            let settled = match &outcomes[..] {
+                [Outcome::Transient { class, error }] => self.retry(delivery, class, error).await,
+                [Outcome::Panicked(panic)] => {
+                    self.count_panic(panic);
                     // Reject, not nack: on every RabbitMQ version it counts toward the limit.
                     delivery
                         .acker
                         .reject(BasicRejectOptions { requeue: true })
                         .await
                 }
+                all_done if all_done.iter().all(|o| *o == Outcome::Done) => {
+                    last_done = Some(delivery);
+                    continue;
+                }
+                _ => self.unfinished_group(delivery, calls, &outcomes).await,
             };
             if let Err(e) = settled {
                 tracing::warn!(error = %e, "could not settle a delivery; the broker will redeliver it");
@@ -268,6 +274,51 @@ impl Settler {
         if let Some(delivery) = last_done {
             if let Err(e) = delivery.acker.ack(BasicAckOptions { multiple: true }).await {
                 tracing::warn!(error = %e, "could not ack a batch; the broker will redeliver it");
+            }
+        }
+    }
+
+    fn count_panic(&self, panic: &str) {
+        self.metrics.panics.inc();
+        tracing::error!(
+            %panic,
+            "handling a message panicked; it goes back to the queue and is set aside as poison \
+             once it reaches the delivery limit"
+        );
+    }
+
+    /// Some calls of a group failed (transiently, or by panicking): each of those goes back
+    /// onto the work queue as a message of its own, to be retried or found poison alone,
+    /// and the group is acked once all are confirmed. Calls of the group that were stored
+    /// stay stored.
+    async fn unfinished_group(
+        &self,
+        delivery: &Delivery,
+        calls: &[&[u8]],
+        outcomes: &[Outcome],
+    ) -> Result<bool, lapin::Error> {
+        let unfinished: Vec<&[u8]> = calls
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, outcome)| **outcome != Outcome::Done)
+            .map(|(call, _)| *call)
+            .collect();
+        for outcome in outcomes {
+            if let Outcome::Panicked(panic) = outcome {
+                self.count_panic(panic);
+            }
+        }
+        tracing::info!(
+            calls = calls.len(),
+            unfinished = unfinished.len(),
+            "some calls of a group did not finish; they go back to the queue alone"
+        );
+        let published = join_all(unfinished.iter().map(|call| self.publisher.publish(call))).await;
+        match published.into_iter().find_map(Result::err) {
+            None => delivery.acker.ack(BasicAckOptions::default()).await,
+            Some(e) => {
+                tracing::warn!(error = %e, "cannot send a group's calls back alone; requeueing the group");
+                requeue(delivery).await
             }
         }
     }
@@ -350,13 +401,7 @@ impl Settler {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot publish the retry; requeueing the call");
-                delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
-                    .await
+                requeue(delivery).await
             }
         }
     }
@@ -404,13 +449,7 @@ impl Settler {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot record a message from the dead queue; it stays there");
                 tokio::time::sleep(DEAD_QUEUE_PAUSE).await;
-                delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
-                    .await
+                requeue(&delivery).await
             }
         };
         if let Err(e) = settled {
@@ -436,4 +475,15 @@ impl Settler {
             }
         }
     }
+}
+
+/// Back to its queue, to be delivered again.
+async fn requeue(delivery: &Delivery) -> Result<bool, lapin::Error> {
+    delivery
+        .acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        })
+        .await
 }

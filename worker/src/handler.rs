@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::{join_all, BoxFuture, FutureExt};
 use serde_json::Value;
 use shared::domain::CallKey;
-use shared::message::CallMessage;
+use shared::message::{self, CallMessage};
 use shared::metrics::label;
 use shared::store::dead_letters::{NewDeadLetter, Reason};
 use sqlx::PgPool;
@@ -201,8 +201,8 @@ impl Handler {
         outcomes
     }
 
-    /// Records the message as a dead letter (whatever of it can be decoded) and clears its
-    /// queued note, in one transaction.
+    /// Records the message as a dead letter (whatever of it can be decoded), or each call of
+    /// a group as one, and clears their queued notes, in one transaction.
     pub async fn set_aside(
         &self,
         payload: &[u8],
@@ -211,19 +211,27 @@ impl Handler {
         attempts: i32,
         first_failed_at: Option<DateTime<Utc>>,
     ) -> Result<(), sqlx::Error> {
-        let mut letter = match CallMessage::from_bytes(payload) {
-            Ok(message) => {
-                let key = message.envelope().call.storage_key();
-                letter_for(&Decoded { message, key }, reason, detail)
-            }
-            Err(_) => undecodable_letter(payload, detail),
-        };
-        letter.reason = reason;
-        letter.attempts = attempts;
-        letter.first_failed_at = first_failed_at;
-        tracing::info!(reason = %letter.reason, detail = %letter.detail, "setting a call aside");
-        store::set_aside(&self.pool, &letter).await?;
-        self.count_dead_letter(&letter);
+        let letters: Vec<NewDeadLetter> = message::split(payload)
+            .into_iter()
+            .map(|call| {
+                let mut letter = match CallMessage::from_bytes(call) {
+                    Ok(message) => {
+                        let key = message.envelope().call.storage_key();
+                        letter_for(&Decoded { message, key }, reason, detail.clone())
+                    }
+                    Err(_) => undecodable_letter(call, detail.clone()),
+                };
+                letter.reason = reason;
+                letter.attempts = attempts;
+                letter.first_failed_at = first_failed_at;
+                letter
+            })
+            .collect();
+        tracing::info!(%reason, %detail, calls = letters.len(), "setting calls aside");
+        store::set_aside(&self.pool, &letters).await?;
+        for letter in &letters {
+            self.count_dead_letter(letter);
+        }
         Ok(())
     }
 

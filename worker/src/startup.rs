@@ -63,7 +63,8 @@ impl Worker {
                 metrics: metrics.clone(),
                 inspector,
             },
-            retrier: Retrier::new(publisher),
+            retrier: Retrier::new(publisher.clone()),
+            publisher,
             metrics: metrics.clone(),
             delivery_limit: settings.broker.delivery_limit,
         };

@@ -357,8 +357,9 @@ fn client_json(client: &Client) -> Value {
     })
 }
 
-/// Records a dead letter and clears the call's queued note, all or nothing.
-pub async fn set_aside(pool: &PgPool, letter: &NewDeadLetter) -> Result<(), sqlx::Error> {
-    write_batch(pool, &[], std::slice::from_ref(letter), &[letter.ingest_id]).await?;
+/// Records dead letters and clears their calls' queued notes, all or nothing.
+pub async fn set_aside(pool: &PgPool, letters: &[NewDeadLetter]) -> Result<(), sqlx::Error> {
+    let handled: Vec<Uuid> = letters.iter().map(|l| l.ingest_id).collect();
+    write_batch(pool, &[], letters, &handled).await?;
     Ok(())
 }

@@ -71,8 +71,8 @@ async fn create(
         call,
     };
     let (ingest_id, received_at) = (envelope.ingest_id, envelope.received_at);
-    app.publisher
-        .publish(&CallMessage::V1(envelope).to_bytes())
+    app.calls
+        .publish(CallMessage::V1(envelope).to_bytes())
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     app.metrics.published.inc();

@@ -9,6 +9,28 @@ use lapin::BasicProperties;
 const FAILED_ATTEMPTS: &str = "x-callq-failed-attempts";
 const FIRST_FAILED_AT: &str = "x-callq-first-failed-at";
 const LAST_ERROR: &str = "x-callq-last-error";
+const CALLS: &str = "x-callq-calls";
+
+/// How many calls a group message holds, so a worker sizes its batches without parsing.
+pub fn group_headers(calls: usize) -> FieldTable {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        ShortString::from(CALLS),
+        AMQPValue::LongLongInt(i64::try_from(calls).unwrap_or(i64::MAX)),
+    );
+    headers
+}
+
+/// The calls a delivery holds: 1 unless it is a group.
+pub fn calls(properties: &BasicProperties) -> usize {
+    properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(CALLS).and_then(as_i64))
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(1)
+        .max(1)
+}
 
 /// The transient failures a message has met so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,6 +151,13 @@ mod tests {
             first.first_failed_at.map(|t| t.timestamp_millis())
         );
         assert_eq!(read.last_error.as_deref(), Some("connection refused"));
+    }
+
+    #[test]
+    fn a_group_says_how_many_calls_it_holds() {
+        let group = BasicProperties::default().with_headers(group_headers(17));
+        assert_eq!(calls(&group), 17);
+        assert_eq!(calls(&BasicProperties::default()), 1);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::config::BrokerSettings;
 /// After a failed connect, requests fail fast for this long instead of each retrying.
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishError {
     #[error("broker unavailable: {0}")]
     Unavailable(String),
@@ -82,6 +82,16 @@ impl Publisher {
     pub async fn publish(&self, payload: &[u8]) -> Result<(), PublishError> {
         let queue = self.inner.topology.work_queue.as_str();
         self.publish_to(queue, payload, properties()).await
+    }
+
+    /// A group of `calls` calls (`message::group`) onto the work queue, confirmed as one.
+    pub async fn publish_group(&self, body: &[u8], calls: usize) -> Result<(), PublishError> {
+        let queue = self.inner.topology.work_queue.as_str();
+        let properties = match calls {
+            1 => properties(),
+            n => properties().with_headers(super::headers::group_headers(n)),
+        };
+        self.publish_to(queue, body, properties).await
     }
 
     /// Onto a delay queue, carrying `headers`; `expiration` (at most the queue's own TTL)

@@ -15,6 +15,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// A lazy pool: processes start (and report not-ready) while the database is down.
 pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
+        // sqlx pings every connection it hands back to the pool; pinging again when it is
+        // taken out cost a round trip per query. A connection that died while idle fails
+        // its next query, which both binaries already treat as transient, and is then closed.
+        .test_before_acquire(false)
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout())
         .connect_lazy(settings.url.expose_secret())
