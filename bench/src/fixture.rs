@@ -90,6 +90,12 @@ impl Fixture {
             ("APP_WORKER__LISTEN", format!("127.0.0.1:{worker_port}")),
             ("APP_MEDIA__ALLOW_LOOPBACK", "true".to_owned()),
             ("APP_LOG__FILTER", "warn".to_owned()),
+            // One thread each, unless the caller says otherwise: five processes share the
+            // machine's cores, and cross-thread wakeups cost more than they bring here.
+            (
+                "APP_RUNTIME__WORKER_THREADS",
+                std::env::var("APP_RUNTIME__WORKER_THREADS").unwrap_or_else(|_| "1".to_owned()),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

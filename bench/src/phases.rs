@@ -77,23 +77,44 @@ pub async fn run(
         token: fixture.token.clone(),
     });
     let (gateway_bodies, shape) = bodies::generate(n, &spec("gw", 2));
-    let before = cpu::snapshot(gateway.pid())?;
+    let before = cpu::snapshot()?;
     let alone = load::run(target.clone(), Arc::new(gateway_bodies), concurrency).await?;
-    let gateway_cpu = cpu::usage(&before, &cpu::snapshot(gateway.pid())?, alone.accepted);
+    let gateway_cpu = cpu::Phase::new(before, cpu::snapshot()?, alone.accepted);
     gateway.check_alive()?;
     let accepted = Rate::new(alone.accepted, alone.elapsed);
+    let calls_per_message = counter(addr, "callq_gateway_calls_published_total").await
+        / counter(addr, "callq_gateway_messages_published_total")
+            .await
+            .max(1.0);
+    let gateway_report = Gateway {
+        accepted,
+        calls_per_message,
+        ratio_of_raw_publish: report::ratio(accepted.per_sec, raw.publish.per_sec),
+        errors: alone.errors,
+        latency: alone.latencies.summary(),
+        cpu: gateway_cpu.usage(gateway.pid()),
+        cpu_by_group: gateway_cpu.by_group(cpu::Services {
+            gateway: gateway.pid(),
+            worker: None,
+        }),
+    };
 
     progress(n, "worker draining the backlog");
     let probes_before = media.probes();
     let started = Utc::now();
+    // Before the start, so that the worker's own start-up is in its cost.
+    let before = cpu::snapshot()?;
     let worker = Service::start("worker", &env, &logs.join(format!("{n}-worker.log")))?;
-    let before = cpu::snapshot(worker.pid())?;
+    let services = cpu::Services {
+        gateway: gateway.pid(),
+        worker: Some(worker.pid()),
+    };
     let metrics = Metrics {
         addr: worker_addr,
         baseline: 0,
     };
     let drained_at = wait_for_rows(fixture, &metrics, alone.accepted, &[&gateway, &worker]).await?;
-    let worker_cpu = cpu::usage(&before, &cpu::snapshot(worker.pid())?, alone.accepted);
+    let worker_cpu = cpu::Phase::new(before, cpu::snapshot()?, alone.accepted);
     let drained = Rate::new(alone.accepted, between(started, drained_at));
     let worker_report = Worker {
         drained,
@@ -103,13 +124,14 @@ pub async fn run(
             .await?,
         dead_letters: fixture.count("SELECT count(*) FROM dead_letters").await?,
         ratio_of_raw_upsert: report::ratio(drained.per_sec, raw.upsert.per_sec),
-        cpu: worker_cpu,
+        cpu: worker_cpu.usage(worker.pid()),
+        cpu_by_group: worker_cpu.by_group(services),
     };
 
     progress(n, "end to end");
     fixture.truncate_calls().await?;
     let (e2e_bodies, _) = bodies::generate(n, &spec("e2e", 3));
-    let before = (cpu::snapshot(gateway.pid())?, cpu::snapshot(worker.pid())?);
+    let before = cpu::snapshot()?;
     let (together, rss) = processes::sampling_rss(
         &[&gateway, &worker],
         end_to_end(
@@ -123,10 +145,7 @@ pub async fn run(
     )
     .await;
     let (together, done_at) = together?;
-    let e2e_cpu = (
-        cpu::usage(&before.0, &cpu::snapshot(gateway.pid())?, together.accepted),
-        cpu::usage(&before.1, &cpu::snapshot(worker.pid())?, together.accepted),
-    );
+    let e2e_cpu = cpu::Phase::new(before, cpu::snapshot()?, together.accepted);
     let sustained = Rate::new(together.accepted, between(together.started_at, done_at));
     let (bound_by, bound_per_sec) = report::slowest(&raw);
     let end_to_end = EndToEnd {
@@ -138,8 +157,9 @@ pub async fn run(
         post_latency: together.latencies.summary(),
         post_to_row: post_to_row(fixture).await?,
         dead_letters: fixture.count("SELECT count(*) FROM dead_letters").await?,
-        gateway_cpu: e2e_cpu.0,
-        worker_cpu: e2e_cpu.1,
+        gateway_cpu: e2e_cpu.usage(gateway.pid()),
+        worker_cpu: e2e_cpu.usage(worker.pid()),
+        cpu_by_group: e2e_cpu.by_group(services),
     };
 
     let gateway_peak = gateway.stop().await?;
@@ -148,13 +168,7 @@ pub async fn run(
         calls: n,
         load_average_before,
         bodies: shape,
-        gateway: Gateway {
-            accepted,
-            ratio_of_raw_publish: report::ratio(accepted.per_sec, raw.publish.per_sec),
-            errors: alone.errors,
-            latency: alone.latencies.summary(),
-            cpu: gateway_cpu,
-        },
+        gateway: gateway_report,
         raw,
         worker: worker_report,
         end_to_end,
@@ -240,17 +254,21 @@ impl Metrics {
         metrics
     }
 
-    /// 0 until the worker answers (it may still be starting).
     async fn stored(&self) -> i64 {
-        let Ok((200, text)) = load::get(self.addr, "/metrics").await else {
-            return 0;
-        };
-        String::from_utf8_lossy(&text)
-            .lines()
-            .find_map(|l| l.strip_prefix("callq_worker_calls_stored_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as i64)
+        counter(self.addr, "callq_worker_calls_stored_total").await as i64
     }
+}
+
+/// A counter from a service's `/metrics`; 0 until it answers (it may still be starting).
+async fn counter(addr: SocketAddr, name: &str) -> f64 {
+    let Ok((200, text)) = load::get(addr, "/metrics").await else {
+        return 0.0;
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
 }
 
 /// From a wall-clock instant to a row's timestamp (one clock: the same machine).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::bodies::Shape;
-use crate::cpu::Usage;
+use crate::cpu::{GroupUsage, Usage};
 use crate::latency::Summary;
 use crate::machine::Machine;
 use crate::raw::Method;
@@ -70,10 +70,13 @@ pub struct Raw {
 pub struct Gateway {
     /// 2xx answers over the time from the first request to the last answer.
     pub accepted: Rate,
+    /// Mean calls per confirmed message: how much the gateway grouped.
+    pub calls_per_message: f64,
     pub errors: BTreeMap<String, usize>,
     pub latency: Summary,
     pub ratio_of_raw_publish: f64,
     pub cpu: Usage,
+    pub cpu_by_group: Vec<GroupUsage>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,6 +88,7 @@ pub struct Worker {
     pub dead_letters: i64,
     pub ratio_of_raw_upsert: f64,
     pub cpu: Usage,
+    pub cpu_by_group: Vec<GroupUsage>,
 }
 
 #[derive(Debug, Serialize)]
@@ -102,6 +106,7 @@ pub struct EndToEnd {
     pub dead_letters: i64,
     pub gateway_cpu: Usage,
     pub worker_cpu: Usage,
+    pub cpu_by_group: Vec<GroupUsage>,
 }
 
 #[derive(Debug, Serialize)]
@@ -178,10 +183,8 @@ pub fn table(s: &SizeReport) -> String {
         b.with_transcription,
         s.load_average_before.map_or("?".into(), |l| format!("{l:.2}")),
     );
-    let mut row = |what: &str, figure: String, bound: String, ratio: String| {
-        let _ = writeln!(out, "  {what:<44} {figure:>24}   {bound:<28} {ratio:>5}");
-    };
     row(
+        &mut out,
         "what",
         "figure".into(),
         "bounded by (raw)".into(),
@@ -189,18 +192,21 @@ pub fn table(s: &SizeReport) -> String {
     );
     let r = &s.raw;
     row(
+        &mut out,
         "raw: publish, confirmed (quorum)",
         per_sec(r.publish.per_sec),
         String::new(),
         String::new(),
     );
     row(
+        &mut out,
         "raw: consume, acked",
         per_sec(r.consume.per_sec),
         String::new(),
         String::new(),
     );
     row(
+        &mut out,
         "raw: upsert into calls, rows",
         per_sec(r.upsert.per_sec),
         String::new(),
@@ -208,12 +214,14 @@ pub fn table(s: &SizeReport) -> String {
     );
     let g = &s.gateway;
     row(
+        &mut out,
         "gateway: accepted",
         per_sec(g.accepted.per_sec),
         format!("publish {}", per_sec(r.publish.per_sec)),
         format!("{:.2}", g.ratio_of_raw_publish),
     );
     row(
+        &mut out,
         "gateway: latency p50 / p99 / p99.9",
         format!(
             "{:.1} / {:.1} / {:.1} ms",
@@ -223,38 +231,53 @@ pub fn table(s: &SizeReport) -> String {
         String::new(),
     );
     row(
+        &mut out,
+        "gateway: calls per message (grouping)",
+        format!("{:.1}", g.calls_per_message),
+        String::new(),
+        String::new(),
+    );
+    row(
+        &mut out,
         "gateway: CPU cores / ms per call",
         cpu(&g.cpu),
         busy(&g.cpu),
         String::new(),
     );
+    by_group(&mut out, "gateway", &g.cpu_by_group);
     let w = &s.worker;
     row(
+        &mut out,
         "worker: drain of the backlog",
         per_sec(w.drained.per_sec),
         format!("upsert {}", per_sec(r.upsert.per_sec)),
         format!("{:.2}", w.ratio_of_raw_upsert),
     );
     row(
+        &mut out,
         "worker: probes served / reachable rows",
         format!("{} / {}", w.media_probes_served, w.media_reachable_rows),
         format!("dead letters: {}", w.dead_letters),
         String::new(),
     );
     row(
+        &mut out,
         "worker: CPU cores / ms per call",
         cpu(&w.cpu),
         busy(&w.cpu),
         String::new(),
     );
+    by_group(&mut out, "worker", &w.cpu_by_group);
     let e = &s.end_to_end;
     row(
+        &mut out,
         "end to end: sustained",
         per_sec(e.sustained.per_sec),
         format!("{} {}", e.bound_by, per_sec(e.bound_per_sec)),
         format!("{:.2}", e.ratio_of_bound),
     );
     row(
+        &mut out,
         "end to end: POST to row p50 / p99",
         format!(
             "{:.0} / {:.0} ms",
@@ -264,6 +287,7 @@ pub fn table(s: &SizeReport) -> String {
         String::new(),
     );
     row(
+        &mut out,
         "end to end: POST latency p50 / p99 / p99.9",
         format!(
             "{:.1} / {:.1} / {:.1} ms",
@@ -274,14 +298,17 @@ pub fn table(s: &SizeReport) -> String {
     );
     for (name, usage) in [("gateway", &e.gateway_cpu), ("worker", &e.worker_cpu)] {
         row(
+            &mut out,
             &format!("end to end: {name} CPU cores / ms per call"),
             cpu(usage),
             busy(usage),
             String::new(),
         );
     }
+    by_group(&mut out, "end to end", &e.cpu_by_group);
     let m = &s.rss;
     row(
+        &mut out,
         "peak RSS: gateway / worker",
         format!("{:.0} / {:.0} MB", m.gateway_peak_mb, m.worker_peak_mb),
         String::new(),
@@ -292,6 +319,7 @@ pub fn table(s: &SizeReport) -> String {
         ("worker", &m.worker_end_to_end),
     ] {
         row(
+            &mut out,
             &format!("RSS during e2e, {name}: first / last / max"),
             format!(
                 "{:.0} / {:.0} / {:.0} MB",
@@ -302,6 +330,24 @@ pub fn table(s: &SizeReport) -> String {
         );
     }
     out
+}
+
+fn row(out: &mut String, what: &str, figure: String, bound: String, ratio: String) {
+    let _ = writeln!(out, "  {what:<44} {figure:>24}   {bound:<28} {ratio:>5}");
+}
+
+/// The machine's CPU per call, group by group, on one line: too many figures for columns.
+fn by_group(out: &mut String, phase: &str, groups: &[GroupUsage]) {
+    let shares: Vec<String> = groups
+        .iter()
+        .map(|g| format!("{} {:.3}", g.group, g.ms_per_call))
+        .collect();
+    let busy: f64 = groups.iter().map(|g| g.cores).sum();
+    let _ = writeln!(
+        out,
+        "  {phase}: machine CPU ms per call: {} ({busy:.2} cores busy)",
+        shares.join(", ")
+    );
 }
 
 /// One line for every size, printed last.
