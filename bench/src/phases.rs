@@ -112,12 +112,14 @@ pub async fn run(
     let metrics = Metrics {
         addr: worker_addr,
         baseline: 0,
+        batches: 0.0,
     };
     let drained_at = wait_for_rows(fixture, &metrics, alone.accepted, &[&gateway, &worker]).await?;
     let worker_cpu = cpu::Phase::new(before, cpu::snapshot()?, alone.accepted);
     let drained = Rate::new(alone.accepted, between(started, drained_at));
     let worker_report = Worker {
         drained,
+        calls_per_batch: metrics.calls_per_batch(&Metrics::at(worker_addr).await),
         media_probes_served: media.probes() - probes_before,
         media_reachable_rows: fixture
             .count("SELECT count(*) FROM calls WHERE media_reachable")
@@ -144,12 +146,13 @@ pub async fn run(
         ),
     )
     .await;
-    let (together, done_at) = together?;
+    let ((together, done_at), calls_per_batch) = together?;
     let e2e_cpu = cpu::Phase::new(before, cpu::snapshot()?, together.accepted);
     let sustained = Rate::new(together.accepted, between(together.started_at, done_at));
     let (bound_by, bound_per_sec) = report::slowest(&raw);
     let end_to_end = EndToEnd {
         sustained,
+        calls_per_batch,
         bound_by,
         bound_per_sec,
         ratio_of_bound: report::ratio(sustained.per_sec, bound_per_sec),
@@ -190,12 +193,13 @@ async fn end_to_end(
     bodies: Vec<Bytes>,
     concurrency: usize,
     services: &[&Service],
-) -> anyhow::Result<(LoadResult, DateTime<Utc>)> {
+) -> anyhow::Result<((LoadResult, DateTime<Utc>), f64)> {
     let metrics = Metrics::at(worker).await;
     let load = load::run(target, Arc::new(bodies), concurrency).await?;
     // The last row can only follow the last accepted POST, so waiting from here loses nothing.
     let done = wait_for_rows(fixture, &metrics, load.accepted, services).await?;
-    Ok((load, done))
+    let calls_per_batch = metrics.calls_per_batch(&Metrics::at(worker).await);
+    Ok(((load, done), calls_per_batch))
 }
 
 /// Waits until `expected` calls are stored and returns the last one's `created_at` (set
@@ -245,17 +249,29 @@ struct Metrics {
     addr: SocketAddr,
     /// The count when the phase started.
     baseline: i64,
+    /// Transactions when the phase started.
+    batches: f64,
 }
 
 impl Metrics {
     async fn at(addr: SocketAddr) -> Self {
-        let mut metrics = Self { addr, baseline: 0 };
+        let mut metrics = Self {
+            addr,
+            baseline: 0,
+            batches: 0.0,
+        };
         metrics.baseline = metrics.stored().await;
+        metrics.batches = counter(addr, "callq_worker_batches_total").await;
         metrics
     }
 
     async fn stored(&self) -> i64 {
         counter(self.addr, "callq_worker_calls_stored_total").await as i64
+    }
+
+    /// Mean calls per transaction from this reading to a later one.
+    fn calls_per_batch(&self, later: &Self) -> f64 {
+        (later.baseline - self.baseline) as f64 / (later.batches - self.batches).max(1.0)
     }
 }
 

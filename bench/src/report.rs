@@ -83,6 +83,8 @@ pub struct Gateway {
 pub struct Worker {
     /// The gateway phase's backlog, from the worker's start until the last row counted.
     pub drained: Rate,
+    /// Mean calls written per transaction.
+    pub calls_per_batch: f64,
     pub media_probes_served: u64,
     pub media_reachable_rows: i64,
     pub dead_letters: i64,
@@ -95,6 +97,8 @@ pub struct Worker {
 pub struct EndToEnd {
     /// Accepted calls over the time from the first POST to the last row counted.
     pub sustained: Rate,
+    /// Mean calls written per transaction.
+    pub calls_per_batch: f64,
     /// The slowest raw limit (publish, consume or upsert) and its rate.
     pub bound_by: &'static str,
     pub bound_per_sec: f64,
@@ -255,6 +259,13 @@ pub fn table(s: &SizeReport) -> String {
     );
     row(
         &mut out,
+        "worker: calls per transaction (batching)",
+        format!("{:.1}", w.calls_per_batch),
+        String::new(),
+        String::new(),
+    );
+    row(
+        &mut out,
         "worker: probes served / reachable rows",
         format!("{} / {}", w.media_probes_served, w.media_reachable_rows),
         format!("dead letters: {}", w.dead_letters),
@@ -275,6 +286,13 @@ pub fn table(s: &SizeReport) -> String {
         per_sec(e.sustained.per_sec),
         format!("{} {}", e.bound_by, per_sec(e.bound_per_sec)),
         format!("{:.2}", e.ratio_of_bound),
+    );
+    row(
+        &mut out,
+        "end to end: calls per transaction",
+        format!("{:.1}", e.calls_per_batch),
+        String::new(),
+        String::new(),
     );
     row(
         &mut out,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pipeline_tests::{call, eventually, metric, TestEnv};
+use pipeline_tests::{call, eventually, metric, Options, TestEnv};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -100,4 +100,40 @@ async fn the_worker_counts_stored_and_dead_lettered_calls_and_queue_depths() {
     })
     .await;
     assert!(sampled.is_ok(), "{depth} missing: {sampled:?}");
+}
+
+#[tokio::test]
+async fn a_backlog_is_written_in_a_few_transactions_and_the_worker_counts_them() {
+    const CALLS: usize = 40;
+    let mut env = TestEnv::start_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let integration = env.integration().await;
+    // One at a time, so each is a message of its own: batching, not grouping, is counted.
+    for i in 0..CALLS {
+        let answer = env.post(&integration, &call(&format!("backlog-{i}"))).await;
+        assert_eq!(answer.status(), 202);
+    }
+    env.wait_for_ready(CALLS as u32, WAIT).await;
+
+    env.settings.worker.lanes = 1;
+    // Long enough for the whole backlog to arrive before a batch closes, even on a busy
+    // machine; the batch size (500) is not reached.
+    env.settings.worker.batch_wait_ms = 500;
+    env.start_worker().await;
+    env.wait_for_count("SELECT count(*) FROM calls", CALLS as i64, WAIT)
+        .await;
+
+    let text = env.worker_metrics().await;
+    assert_eq!(
+        metric(&text, "callq_worker_calls_stored_total"),
+        CALLS as f64
+    );
+    let batches = metric(&text, "callq_worker_batches_total");
+    assert!(
+        (1.0..=4.0).contains(&batches),
+        "{batches} transactions for a backlog of {CALLS} messages: not batched"
+    );
 }

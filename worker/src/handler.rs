@@ -142,6 +142,7 @@ impl Handler {
         handled.extend(letters.iter().map(|l| l.ingest_id));
         let stored = store::write_batch(&self.pool, &ready, &letters, &handled).await?;
         self.metrics.stored.inc_by(stored as u64);
+        self.metrics.batches.inc();
         for letter in &letters {
             self.count_dead_letter(letter);
         }

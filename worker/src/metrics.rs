@@ -11,6 +11,7 @@ use shared::metrics::{Label, LabeledCounter, Registry};
 pub struct Metrics {
     registry: Arc<Registry>,
     pub stored: Counter,
+    pub batches: Counter,
     pub dead_lettered: LabeledCounter,
     pub retried: LabeledCounter,
     pub panics: Counter,
@@ -21,6 +22,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let stored = Counter::default();
+        let batches = Counter::default();
         let dead_lettered = LabeledCounter::default();
         let retried = LabeledCounter::default();
         let panics = Counter::default();
@@ -31,6 +33,11 @@ impl Default for Metrics {
             "calls_stored",
             "Calls committed to Postgres",
             stored.clone(),
+        );
+        registry.register(
+            "batches",
+            "Transactions that wrote a batch of calls; calls_stored / batches is the mean batch",
+            batches.clone(),
         );
         registry.register(
             "calls_dead_lettered",
@@ -60,6 +67,7 @@ impl Default for Metrics {
         Self {
             registry: Arc::new(registry),
             stored,
+            batches,
             dead_lettered,
             retried,
             panics,
