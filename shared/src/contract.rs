@@ -509,7 +509,7 @@ mod tests {
         body["metacontent"] = fields;
         let parsed = parse_call(&body, &no_defs()).unwrap();
         assert_eq!(
-            parsed.call.custom_fields.to_json()["reopen_count"],
+            serde_json::to_value(parsed.call.custom_fields.stored()).unwrap()["reopen_count"],
             json!(5)
         );
         body["custom_fields"] = json!({});

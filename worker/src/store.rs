@@ -4,10 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use shared::domain::{CallKey, Client};
+use serde::Serialize;
+use shared::domain::custom_fields::StoredFields;
+use shared::domain::{CallKey, Client, Phrase};
 use shared::message::CallEnvelope;
 use shared::store::dead_letters::{self, NewDeadLetter};
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -196,7 +198,11 @@ pub async fn upsert_calls(
                 .get(&(envelope.organisation_id, id.as_str().to_owned()))
                 .copied()
         }));
-        c.client.push(call.client.as_ref().map(client_json));
+        c.client.push(
+            call.client
+                .as_ref()
+                .map(|client| Json(StoredClient::of(client))),
+        );
         c.started_at.push(call.started_at);
         c.direction.push(call.direction.map(|d| d.as_str()));
         c.duration.push(call.duration.map(|d| d.get()));
@@ -206,12 +212,9 @@ pub async fn upsert_calls(
             .push(call.phone_call_chain_uid.as_ref().map(|u| u.as_str()));
         c.nps.push(call.nps);
         c.media_url.push(call.media_url.as_str());
-        c.custom_fields.push(call.custom_fields.to_json());
-        c.transcription.push(
-            call.transcription
-                .as_ref()
-                .map(|t| serde_json::to_value(t).unwrap_or(Value::Null)),
-        );
+        c.custom_fields.push(Json(call.custom_fields.stored()));
+        c.transcription
+            .push(call.transcription.as_deref().map(Json));
         c.media_reachable.push(media.reachable);
         c.media_http_status.push(media.http_status.map(i32::from));
         c.media_content_type.push(media.content_type.as_deref());
@@ -292,7 +295,7 @@ struct Columns<'a> {
     user_id: Vec<Uuid>,
     department_id: Vec<Option<Uuid>>,
     client_id: Vec<Option<Uuid>>,
-    client: Vec<Option<Value>>,
+    client: Vec<Option<Json<StoredClient<'a>>>>,
     started_at: Vec<DateTime<Utc>>,
     direction: Vec<Option<&'static str>>,
     duration: Vec<Option<f64>>,
@@ -300,8 +303,8 @@ struct Columns<'a> {
     phone_call_chain_uid: Vec<Option<&'a str>>,
     nps: Vec<Option<f64>>,
     media_url: Vec<&'a str>,
-    custom_fields: Vec<Value>,
-    transcription: Vec<Option<Value>>,
+    custom_fields: Vec<Json<StoredFields<'a>>>,
+    transcription: Vec<Option<Json<&'a [Phrase]>>>,
     media_reachable: Vec<bool>,
     media_http_status: Vec<Option<i32>>,
     media_content_type: Vec<Option<&'a str>>,
@@ -348,13 +351,24 @@ impl Columns<'_> {
     }
 }
 
-fn client_json(client: &Client) -> Value {
-    serde_json::json!({
-        "id": client.id.as_ref().map(|id| id.as_str()),
-        "company_name": client.company_name,
-        "first_name": client.first_name,
-        "last_name": client.last_name,
-    })
+/// The client as the call keeps it, whether or not it has an id to be upserted by.
+#[derive(Serialize)]
+struct StoredClient<'a> {
+    id: Option<&'a str>,
+    company_name: Option<&'a str>,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+}
+
+impl<'a> StoredClient<'a> {
+    fn of(client: &'a Client) -> Self {
+        Self {
+            id: client.id.as_ref().map(|id| id.as_str()),
+            company_name: client.company_name.as_deref(),
+            first_name: client.first_name.as_deref(),
+            last_name: client.last_name.as_deref(),
+        }
+    }
 }
 
 /// Records dead letters and clears their calls' queued notes, all or nothing.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use super::time::parse_zoned;
@@ -156,25 +156,45 @@ impl CustomValue {
     }
 
     /// The plain JSON stored and shown: typed values normalised (datetimes in UTC).
-    pub fn to_json(&self) -> Value {
-        match self {
-            Self::String(s) | Self::StringUrl(s) => Value::from(s.as_str()),
-            Self::Number(n) | Self::Duration(n) => number_json(*n),
-            Self::StringArray(a) => Value::from(a.clone()),
-            Self::NumberArray(a) => Value::Array(a.iter().copied().map(number_json).collect()),
-            Self::Datetime(t) => Value::from(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-            Self::Boolean(b) => Value::from(*b),
-            Self::Null => Value::Null,
+    /// Serialized straight into the statement's buffer: a worker writes hundreds a batch.
+    pub fn stored(&self) -> StoredValue<'_> {
+        StoredValue(self)
+    }
+}
+
+pub struct StoredValue<'a>(&'a CustomValue);
+
+impl Serialize for StoredValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            CustomValue::String(s) | CustomValue::StringUrl(s) => serializer.serialize_str(s),
+            CustomValue::Number(n) | CustomValue::Duration(n) => {
+                StoredNumber(*n).serialize(serializer)
+            }
+            CustomValue::StringArray(a) => a.serialize(serializer),
+            CustomValue::NumberArray(a) => {
+                serializer.collect_seq(a.iter().copied().map(StoredNumber))
+            }
+            CustomValue::Datetime(t) => {
+                serializer.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+            }
+            CustomValue::Boolean(b) => serializer.serialize_bool(*b),
+            CustomValue::Null => serializer.serialize_unit(),
         }
     }
 }
 
 /// Whole numbers stay integers (`5`, not `5.0`), as the sender wrote them.
-fn number_json(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        Value::from(n as i64)
-    } else {
-        Value::from(n)
+struct StoredNumber(f64);
+
+impl Serialize for StoredNumber {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let n = self.0;
+        if n.fract() == 0.0 && n.abs() < 9.0e15 {
+            serializer.serialize_i64(n as i64)
+        } else {
+            serializer.serialize_f64(n)
+        }
     }
 }
 
@@ -212,13 +232,17 @@ impl CustomFields {
         self.0.is_empty()
     }
 
-    pub fn to_json(&self) -> Value {
-        Value::Object(
-            self.0
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
-                .collect(),
-        )
+    /// The plain JSON object stored and shown; see [`CustomValue::stored`].
+    pub fn stored(&self) -> StoredFields<'_> {
+        StoredFields(self)
+    }
+}
+
+pub struct StoredFields<'a>(&'a CustomFields);
+
+impl Serialize for StoredFields<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0 .0.iter().map(|(k, v)| (k, v.stored())))
     }
 }
 
@@ -277,9 +301,48 @@ mod tests {
     }
 
     #[test]
+    fn the_stored_form_is_plain_json_with_whole_numbers_as_integers() {
+        let mut fields = CustomFields::default();
+        for (key, value) in [
+            ("city", CustomValue::String("Минск".into())),
+            ("zip", CustomValue::Number(220010.0)),
+            ("score", CustomValue::Number(2.5)),
+            ("wait", CustomValue::Duration(410.1)),
+            (
+                "langs",
+                CustomValue::StringArray(vec!["ru".into(), "by".into()]),
+            ),
+            ("codes", CustomValue::NumberArray(vec![175.0, 0.5])),
+            (
+                "logo",
+                CustomValue::StringUrl("https://static.tildacdn.com/x.png".into()),
+            ),
+            ("vip", CustomValue::Boolean(true)),
+            ("gone", CustomValue::Null),
+        ] {
+            fields.insert(key.into(), value);
+        }
+        assert_eq!(
+            serde_json::to_value(fields.stored()).unwrap(),
+            json!({
+                "city": "Минск", "zip": 220010, "score": 2.5, "wait": 410.1,
+                "langs": ["ru", "by"], "codes": [175, 0.5],
+                "logo": "https://static.tildacdn.com/x.png", "vip": true, "gone": null,
+            })
+        );
+        assert_eq!(
+            serde_json::to_string(&CustomValue::Number(5.0).stored()).unwrap(),
+            "5"
+        );
+    }
+
+    #[test]
     fn datetimes_are_stored_in_utc() {
         let v =
             CustomValue::read(FieldType::Datetime, &json!("2020-06-21T09:51:13.588+03")).unwrap();
-        assert_eq!(v.to_json(), json!("2020-06-21T06:51:13.588Z"));
+        assert_eq!(
+            serde_json::to_value(v.stored()).unwrap(),
+            json!("2020-06-21T06:51:13.588Z")
+        );
     }
 }
