@@ -8,16 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::io::Write;
+
 use anyhow::Context;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
+use crate::http1::Connection;
 use crate::latency::Latencies;
 
 pub struct Target {
@@ -53,18 +50,18 @@ pub async fn run(
     concurrency: usize,
 ) -> anyhow::Result<LoadResult> {
     // Connections are open before the clock starts: the figure is about calls, not handshakes.
-    let mut senders = Vec::with_capacity(concurrency);
+    let mut connections = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        senders.push(connect(target.addr).await?);
+        connections.push(connect(target.addr).await?);
     }
     let next = Arc::new(AtomicUsize::new(0));
     let started_at = Utc::now();
     let started = Instant::now();
-    let tasks: Vec<_> = senders
+    let tasks: Vec<_> = connections
         .into_iter()
-        .map(|sender| {
+        .map(|connection| {
             let (target, bodies, next) = (target.clone(), bodies.clone(), next.clone());
-            tokio::spawn(send_all(sender, target, bodies, next))
+            tokio::spawn(send_all(connection, target, bodies, next))
         })
         .collect();
     let mut total = TaskResult::default();
@@ -86,72 +83,60 @@ pub async fn run(
 }
 
 async fn send_all(
-    mut sender: SendRequest<Full<Bytes>>,
+    mut connection: Connection,
     target: Arc<Target>,
     bodies: Arc<Vec<Bytes>>,
     next: Arc<AtomicUsize>,
 ) -> anyhow::Result<TaskResult> {
     let mut result = TaskResult::default();
-    let host = target.addr.to_string();
+    let mut head = Vec::with_capacity(256);
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(body) = bodies.get(i) else {
             return Ok(result);
         };
-        let request = Request::post(target.path.as_str())
-            .header(HOST, host.as_str())
-            .header(AUTHORIZATION, target.token.as_str())
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(body.clone()))?;
+        head.clear();
+        write!(
+            head,
+            "POST {} HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            target.path,
+            target.addr,
+            target.token,
+            body.len()
+        )?;
         let sent = Instant::now();
-        let answer = exchange(&mut sender, request).await;
+        let answer = connection.exchange(&head, body).await;
         result.micros.push(sent.elapsed().as_micros() as u64);
-        match answer {
-            Ok(status) if (200..300).contains(&status) => result.accepted += 1,
-            Ok(status) => *result.errors.entry(status.to_string()).or_default() += 1,
+        let reconnect = match answer {
+            Ok((status, _, close)) => {
+                if (200..300).contains(&status) {
+                    result.accepted += 1;
+                } else {
+                    *result.errors.entry(status.to_string()).or_default() += 1;
+                }
+                close
+            }
             Err(_) => {
                 *result.errors.entry("connection".into()).or_default() += 1;
-                sender = connect(target.addr).await?;
+                true
             }
+        };
+        if reconnect {
+            connection = connect(target.addr).await?;
         }
     }
 }
 
-/// Sends and reads the whole answer, so the connection is free for the next request.
-async fn exchange(
-    sender: &mut SendRequest<Full<Bytes>>,
-    request: Request<Full<Bytes>>,
-) -> Result<u16, hyper::Error> {
-    sender.ready().await?;
-    let response = sender.send_request(request).await?;
-    let status = response.status().as_u16();
-    response.into_body().collect().await?;
-    Ok(status)
-}
-
-async fn connect<B>(addr: SocketAddr) -> anyhow::Result<SendRequest<B>>
-where
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let stream = TcpStream::connect(addr)
+async fn connect(addr: SocketAddr) -> anyhow::Result<Connection> {
+    Connection::connect(addr)
         .await
-        .with_context(|| format!("connect to {addr}"))?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    Ok(sender)
+        .with_context(|| format!("connect to {addr}"))
 }
 
 /// Status and body of one `GET`, e.g. of `/readyz` or `/metrics`.
-pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Bytes)> {
-    let mut sender = connect::<Empty<Bytes>>(addr).await?;
-    let request = Request::get(path)
-        .header(HOST, addr.to_string())
-        .body(Empty::new())?;
-    sender.ready().await?;
-    let response = sender.send_request(request).await?;
-    let status = response.status().as_u16();
-    Ok((status, response.into_body().collect().await?.to_bytes()))
+pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    let mut connection = connect(addr).await?;
+    let head = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    let (status, body, _) = connection.exchange(head.as_bytes(), &[]).await?;
+    Ok((status, body))
 }

@@ -5,6 +5,7 @@
 mod bodies;
 mod cpu;
 mod fixture;
+mod http1;
 mod latency;
 mod load;
 mod machine;
