@@ -251,3 +251,51 @@ async fn without_queued_notes_get_finds_a_call_once_it_is_stored() {
         .await;
     assert_eq!(env.get_call(&integration, "unnoted").await.0, 200);
 }
+
+/// `calls` has no foreign keys (migration 0004): what it points at is kept by refusing to
+/// delete it, or to change its id.
+#[tokio::test]
+async fn what_a_stored_call_points_at_cannot_be_deleted_from_under_it() {
+    let env = TestEnv::start().await;
+    let integration = env.integration().await;
+    assert_eq!(env.post(&integration, &seed_example()).await.status(), 202);
+    env.wait_for_count("SELECT count(*) FROM calls", 1, WAIT)
+        .await;
+
+    for statement in [
+        "DELETE FROM users WHERE id = (SELECT user_id FROM calls)",
+        "DELETE FROM departments WHERE id = (SELECT department_id FROM calls)",
+        "DELETE FROM clients WHERE id = (SELECT client_id FROM calls)",
+        "DELETE FROM integrations WHERE id = (SELECT integration_id FROM calls)",
+        "DELETE FROM organisations WHERE id = (SELECT organisation_id FROM calls)",
+        "TRUNCATE users CASCADE",
+        "UPDATE users SET id = gen_random_uuid() WHERE id = (SELECT user_id FROM calls)",
+    ] {
+        let error = sqlx::query(statement)
+            .execute(&env.pool)
+            .await
+            .expect_err(statement);
+        let error = error.as_database_error().expect("a database error");
+        assert_eq!(
+            error.code().as_deref(),
+            Some("23001"),
+            "{statement}: {error}"
+        );
+        assert!(error.message().contains("never deleted"), "{error}");
+    }
+
+    let attached = env
+        .count(
+            "SELECT count(*) FROM calls c
+             JOIN users u ON u.id = c.user_id JOIN departments d ON d.id = c.department_id
+             JOIN clients cl ON cl.id = c.client_id JOIN integrations i ON i.id = c.integration_id
+             JOIN organisations o ON o.id = c.organisation_id",
+        )
+        .await;
+    assert_eq!(attached, 1);
+    let renamed = sqlx::query("UPDATE users SET first_name = 'Renamed'")
+        .execute(&env.pool)
+        .await
+        .expect("other columns still change");
+    assert_eq!(renamed.rows_affected(), 1);
+}
