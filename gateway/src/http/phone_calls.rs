@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{json, Value};
 use shared::contract::{parse_call, ParsedCall};
 use shared::domain::FieldType;
@@ -87,12 +88,42 @@ async fn create(
     }
     let status =
         StatusCode::from_u16(integration.success_status as u16).unwrap_or(StatusCode::ACCEPTED);
-    let document = json!({"data": {
-        "type": "phone_calls",
-        "id": key.uid,
-        "attributes": {"status": "queued", "uid_derived": key.derived, "ingest_id": ingest_id, "received_at": received_at},
-    }});
+    let document = Queued {
+        data: QueuedCall {
+            kind: "phone_calls",
+            id: &key.uid,
+            attributes: QueuedAttributes {
+                status: "queued",
+                uid_derived: key.derived,
+                ingest_id,
+                received_at,
+            },
+        },
+    };
     Ok((status, Json(document)).into_response())
+}
+
+/// The answer to an accepted call, serialized directly rather than built as a `Value` first,
+/// which allocated a map per level and a string per key for every call.
+#[derive(Serialize)]
+struct Queued<'a> {
+    data: QueuedCall<'a>,
+}
+
+#[derive(Serialize)]
+struct QueuedCall<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    attributes: QueuedAttributes,
+}
+
+#[derive(Serialize)]
+struct QueuedAttributes {
+    status: &'static str,
+    uid_derived: bool,
+    ingest_id: Uuid,
+    received_at: DateTime<Utc>,
 }
 
 /// 415 for what is not JSON, 413 over the limit (axum's body limit reports it here).
