@@ -16,6 +16,20 @@ async fn the_pages_example_lands_with_the_operators_department_the_client_and_cu
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["data"]["id"], "7b2331ca-adcb-4f15-811b-6b6cfddb2baf");
+    assert_eq!(body["data"]["type"], "phone_calls");
+    let attributes = &body["data"]["attributes"];
+    assert_eq!(attributes["status"], "queued");
+    assert_eq!(attributes["uid_derived"], false);
+    assert!(attributes["ingest_id"]
+        .as_str()
+        .unwrap()
+        .parse::<uuid::Uuid>()
+        .is_ok());
+    assert!(attributes["received_at"]
+        .as_str()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .is_ok());
 
     env.wait_for_count("SELECT count(*) FROM calls", 1, WAIT)
         .await;
