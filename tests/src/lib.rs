@@ -267,6 +267,11 @@ impl TestEnv {
     /// Messages ready in the work queue (not counting those a worker holds unacked); 0 when
     /// nothing has declared the queue yet.
     pub async fn ready_count(&self) -> u32 {
+        self.ready_in(&self.work_queue()).await
+    }
+
+    /// Messages ready in `queue`; 0 when nothing has declared it yet.
+    pub async fn ready_in(&self, queue: &str) -> u32 {
         let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
             .await
             .expect("broker");
@@ -276,11 +281,7 @@ impl TestEnv {
             ..Default::default()
         };
         let count = channel
-            .queue_declare(
-                self.work_queue().as_str().into(),
-                passive,
-                Default::default(),
-            )
+            .queue_declare(queue.into(), passive, Default::default())
             .await
             .map(|q| q.message_count())
             .unwrap_or(0);

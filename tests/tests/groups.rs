@@ -156,6 +156,52 @@ async fn a_group_caught_in_a_database_outage_is_retried_call_by_call_and_stored_
     assert_eq!(env.count("SELECT count(*) FROM dead_letters").await, 0);
 }
 
+/// Back on the work queue, a call of a group that met an outage would meet it again at
+/// once; it waits on its first delay queue instead, as it would have alone.
+#[tokio::test]
+async fn the_calls_of_a_group_caught_in_an_outage_wait_on_the_delay_queue() {
+    const CALLS: usize = 6;
+    const FIRST_DELAY_MS: u64 = 600_000;
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let env = TestEnv::start_with_worker_behind(
+        &proxy,
+        Options {
+            customize: Box::new(|s| s.broker.retry_delays_ms = vec![FIRST_DELAY_MS]),
+            ..Default::default()
+        },
+    )
+    .await;
+    let integration = env.integration().await;
+
+    proxy.cut();
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| call(&format!("delayed-g-{i}")))
+        .collect();
+    env.publish_group(&integration, &calls).await;
+    let delay_queue = format!(
+        "{}.retry.{FIRST_DELAY_MS}ms",
+        env.settings.broker.queue_prefix
+    );
+    let waiting = eventually(WAIT, || async {
+        let n = env.ready_in(&delay_queue).await;
+        (n == CALLS as u32).then_some(n).ok_or(n)
+    })
+    .await;
+    assert_eq!(waiting, Ok(CALLS as u32), "calls waiting in {delay_queue}");
+    let metrics = env.worker_metrics().await;
+    assert_eq!(
+        metric_sum(&metrics, "callq_worker_calls_retried_total"),
+        CALLS as f64
+    );
+    assert_eq!(
+        metric(&metrics, "callq_worker_failed_batches_total"),
+        1.0,
+        "one failed transaction (the group's), none for its calls alone"
+    );
+    assert_eq!(env.ready_count().await, 0);
+    proxy.restore();
+}
+
 async fn post_together(env: &TestEnv, integration: &Integration, bodies: &[Value]) -> Vec<u16> {
     join_all(bodies.iter().map(|body| env.post(integration, body)))
         .await

@@ -26,7 +26,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer as Stream};
 use shared::broker::headers::{self, Attempts, Death};
-use shared::broker::{self, Publisher, Topology};
+use shared::broker::{self, PublishError, Publisher, Topology};
 use shared::config::BrokerSettings;
 use shared::message;
 use shared::metrics::label;
@@ -287,21 +287,22 @@ impl Settler {
         );
     }
 
-    /// Some calls of a group failed (transiently, or by panicking): each of those goes back
-    /// onto the work queue as a message of its own, to be retried or found poison alone,
-    /// and the group is acked once all are confirmed. Calls of the group that were stored
-    /// stay stored.
+    /// Some calls of a group failed (transiently, or by panicking): each goes on alone, and
+    /// the group is acked once all are confirmed. A call that failed for a while goes to its
+    /// first delay queue, as it would have alone (back on the work queue it would meet the
+    /// same outage at once); one that panicked goes back to the work queue, to reach the
+    /// delivery limit alone. Calls of the group that were stored stay stored.
     async fn unfinished_group(
         &self,
         delivery: &Delivery,
         calls: &[&[u8]],
         outcomes: &[Outcome],
     ) -> Result<bool, lapin::Error> {
-        let unfinished: Vec<&[u8]> = calls
+        let unfinished: Vec<(&[u8], &Outcome)> = calls
             .iter()
             .zip(outcomes)
             .filter(|(_, outcome)| **outcome != Outcome::Done)
-            .map(|(call, _)| *call)
+            .map(|(call, outcome)| (*call, outcome))
             .collect();
         for outcome in outcomes {
             if let Outcome::Panicked(panic) = outcome {
@@ -311,16 +312,45 @@ impl Settler {
         tracing::info!(
             calls = calls.len(),
             unfinished = unfinished.len(),
-            "some calls of a group did not finish; they go back to the queue alone"
+            "some calls of a group did not finish; they go on alone"
         );
-        let published = join_all(unfinished.iter().map(|call| self.publisher.publish(call))).await;
-        match published.into_iter().find_map(Result::err) {
+        let attempts = Attempts::read(&delivery.properties);
+        let sent = join_all(
+            unfinished
+                .iter()
+                .map(|(call, outcome)| self.send_on_alone(call, outcome, &attempts)),
+        )
+        .await;
+        match sent.into_iter().find_map(Result::err) {
             None => delivery.acker.ack(BasicAckOptions::default()).await,
             Some(e) => {
-                tracing::warn!(error = %e, "cannot send a group's calls back alone; requeueing the group");
+                tracing::warn!(error = %e, "cannot send a group's calls on alone; requeueing the group");
                 requeue(delivery).await
             }
         }
+    }
+
+    async fn send_on_alone(
+        &self,
+        call: &[u8],
+        outcome: &Outcome,
+        attempts: &Attempts,
+    ) -> Result<(), PublishError> {
+        if let Outcome::Transient { class, error } = outcome {
+            if let Next::Delayed(_) = self
+                .retrier
+                .schedule(call, &attempts.and_failure(error))
+                .await?
+            {
+                self.metrics
+                    .retried
+                    .get_or_create(&label("class", *class))
+                    .inc();
+                return Ok(());
+            }
+            // Retries are turned off: alone, it is handled as any single call then is.
+        }
+        self.publisher.publish(call).await
     }
 
     /// A panic outside the per-message steps would condemn the whole batch; handled again

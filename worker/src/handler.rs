@@ -169,6 +169,7 @@ impl Handler {
             .filter(|&i| !matches!(outcomes[i], Outcome::Panicked(_)))
             .collect();
         if let Some(class) = failure::transient_class(&error) {
+            self.metrics.failed_batches.inc();
             tracing::warn!(%error, class, calls = pending.len(), "transient database error; the calls will be retried");
             for i in pending {
                 outcomes[i] = Outcome::Transient {

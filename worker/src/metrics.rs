@@ -12,6 +12,7 @@ pub struct Metrics {
     registry: Arc<Registry>,
     pub stored: Counter,
     pub batches: Counter,
+    pub failed_batches: Counter,
     pub dead_lettered: LabeledCounter,
     pub retried: LabeledCounter,
     pub panics: Counter,
@@ -23,6 +24,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let stored = Counter::default();
         let batches = Counter::default();
+        let failed_batches = Counter::default();
         let dead_lettered = LabeledCounter::default();
         let retried = LabeledCounter::default();
         let panics = Counter::default();
@@ -38,6 +40,12 @@ impl Default for Metrics {
             "batches",
             "Transactions that wrote a batch of calls; calls_stored / batches is the mean batch",
             batches.clone(),
+        );
+        registry.register(
+            "failed_batches",
+            "Transactions of a batch that met a transient database error (outage, deadlock, ...); \
+             their calls are retried",
+            failed_batches.clone(),
         );
         registry.register(
             "calls_dead_lettered",
@@ -68,6 +76,7 @@ impl Default for Metrics {
             registry: Arc::new(registry),
             stored,
             batches,
+            failed_batches,
             dead_lettered,
             retried,
             panics,
