@@ -341,7 +341,17 @@ impl TestEnv {
     /// Publishes `calls` of `integration` as one group message onto the work queue, the
     /// way a gateway under load does, through the same publisher; waits for the confirm.
     pub async fn publish_group(&self, integration: &Integration, calls: &[Value]) {
-        let messages: Vec<Vec<u8>> = calls
+        let messages = Self::messages(integration, calls);
+        let count = messages.len();
+        Publisher::new(self.settings.broker.clone(), "test")
+            .publish_group(&message::group(messages), count)
+            .await
+            .expect("the broker confirmed the group");
+    }
+
+    /// `calls` of `integration` encoded as a gateway would put them on the queue.
+    pub fn messages(integration: &Integration, calls: &[Value]) -> Vec<Vec<u8>> {
+        calls
             .iter()
             .map(|body| {
                 let call = shared::contract::parse_call(body, &std::collections::HashMap::new())
@@ -356,12 +366,7 @@ impl TestEnv {
                 })
                 .to_bytes()
             })
-            .collect();
-        let count = messages.len();
-        Publisher::new(self.settings.broker.clone(), "test")
-            .publish_group(&message::group(messages), count)
-            .await
-            .expect("the broker confirmed the group");
+            .collect()
     }
 
     pub fn database_url(&self) -> String {

@@ -69,6 +69,43 @@ async fn calls_posted_together_travel_in_groups_and_are_each_stored_once() {
 }
 
 #[tokio::test]
+async fn a_corrupt_call_in_a_group_is_set_aside_alone_and_the_others_are_stored() {
+    let env = TestEnv::start().await;
+    let integration = env.integration().await;
+    let mut messages = TestEnv::messages(&integration, &[call("left"), call("right")]);
+    // Well-formed JSON with brackets and commas inside its strings, of a version no worker
+    // knows.
+    messages.insert(
+        1,
+        br#"{"version":"99","call":{"note":"a],[b\"},{"}}"#.to_vec(),
+    );
+    env.publish_raw(&shared::message::group(messages)).await;
+
+    env.wait_for_count("SELECT count(*) FROM calls", 2, WAIT)
+        .await;
+    env.wait_for_count(
+        "SELECT count(*) FROM dead_letters WHERE reason = 'undecodable'",
+        1,
+        WAIT,
+    )
+    .await;
+    env.wait_for_ready(0, WAIT).await;
+    let kept: Value = sqlx::query_scalar("SELECT message FROM dead_letters")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        json!({"version": "99", "call": {"note": "a],[b\"},{"}})
+    );
+    let uids: Vec<String> = sqlx::query_scalar("SELECT uid FROM calls ORDER BY uid")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(uids, ["left", "right"]);
+}
+
+#[tokio::test]
 async fn a_call_that_panics_leaves_its_group_and_becomes_poison_alone() {
     let env = TestEnv::start_with(Options {
         customize: Box::new(|s| s.broker.delivery_limit = 3),
