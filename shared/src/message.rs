@@ -16,7 +16,8 @@ use uuid::Uuid;
 use crate::domain::Call;
 
 /// Room reserved for an encoded message. Most calls fit, so the buffer is not regrown (and
-/// copied) eight times over from empty as it fills: 6 % fewer instructions for encoding.
+/// copied) four times over from serde_json's 128 bytes as it fills: 6 % fewer instructions
+/// for encoding.
 const TYPICAL_MESSAGE_BYTES: usize = 2048;
 
 #[derive(Debug, Clone, PartialEq)]
