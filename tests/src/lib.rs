@@ -305,12 +305,17 @@ impl TestEnv {
     }
 
     /// Publishes bytes straight onto the work queue, as a gateway of another version (or a
-    /// corrupted message) would, and waits for the broker's confirm.
+    /// corrupted message) would, and waits for the broker's confirm. Declares the queues
+    /// first, as a gateway does on connecting: right after start, no one may have yet.
     pub async fn publish_raw(&self, payload: &[u8]) {
         let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
             .await
             .expect("broker");
         let channel = conn.create_channel().await.expect("channel");
+        shared::broker::Topology::new(&self.settings.broker)
+            .declare(&channel)
+            .await
+            .expect("declare the queues");
         channel
             .confirm_select(Default::default())
             .await
