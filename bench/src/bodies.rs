@@ -220,7 +220,7 @@ fn add_comment(rng: &mut StdRng, call: &mut Value, size: usize, target: usize) {
 mod tests {
     use std::collections::{HashMap, HashSet};
 
-    use shared::contract::parse_call;
+    use shared::contract::{parse_call, Body};
     use shared::domain::FieldType;
 
     use super::*;
@@ -259,8 +259,8 @@ mod tests {
         // One organisation's definitions, as the gateway keeps them: each key has one type.
         let mut definitions: HashMap<String, FieldType> = HashMap::new();
         for body in &bodies {
-            let value: serde_json::Value = serde_json::from_slice(body).expect("JSON");
-            let parsed = parse_call(&value, &definitions).expect("a valid call");
+            let body = Body::parse(body).expect("JSON");
+            let parsed = parse_call(&body, &definitions).expect("a valid call");
             definitions.extend(parsed.new_fields);
             assert!(uids.insert(parsed.call.storage_key().uid));
         }

@@ -17,10 +17,9 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, 
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Confirmation};
 use serde::Serialize;
-use serde_json::Value;
 use shared::broker::Topology;
 use shared::config::BrokerSettings;
-use shared::contract::parse_call;
+use shared::contract::{parse_call, Body};
 use shared::domain::FieldType;
 use shared::message::{CallEnvelope, CallMessage};
 use sqlx::PgPool;
@@ -69,8 +68,7 @@ pub fn envelopes(bodies: &[Bytes], fixture: &Fixture) -> anyhow::Result<Vec<Call
     bodies
         .iter()
         .map(|body| {
-            let value: Value = serde_json::from_slice(body)?;
-            let parsed = parse_call(&value, &definitions)
+            let parsed = parse_call(&Body::parse(body)?, &definitions)
                 .map_err(|e| anyhow::anyhow!("a generated body is invalid: {e}"))?;
             Ok(CallEnvelope {
                 ingest_id: Uuid::now_v7(),

@@ -206,7 +206,7 @@ mod tests {
             "uid": "u-1",
             "custom_fields": {"topic": "billing"},
         });
-        let call = crate::contract::parse_call(&body, &HashMap::new())
+        let call = crate::contract::parse_call(&(&body).into(), &HashMap::new())
             .expect("valid")
             .call;
         CallMessage::V1(CallEnvelope {

@@ -108,7 +108,7 @@ async fn an_older_update_after_a_newer_one_leaves_the_newer() {
     let version = |duration: f64, at_secs: i64| {
         let mut body = call("ordered");
         body["duration"] = json!(duration);
-        let call = parse_call(&body, &std::collections::HashMap::new())
+        let call = parse_call(&(&body).into(), &std::collections::HashMap::new())
             .unwrap()
             .call;
         CallMessage::V1(CallEnvelope {

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use shared::contract::{parse_call, ParsedCall};
+use shared::contract::{parse_call, Body, ParsedCall};
 use shared::domain::FieldType;
 use shared::message::{CallEnvelope, CallMessage};
 use shared::store::dead_letters::{self, Reason};
@@ -58,7 +58,12 @@ async fn create(
                 retry_after_secs: wait.as_secs_f64().ceil() as u64,
             })?;
     }
-    let body = read_json(&headers, body, app.settings.http.body_limit_bytes)?;
+    let bytes = read_json(&headers, body, app.settings.http.body_limit_bytes)?;
+    let body = Body::parse(&bytes).map_err(|e| {
+        ApiError::UnsupportedMediaType(format!(
+            "the body is not valid JSON ({e}); send the call as a JSON object"
+        ))
+    })?;
     let ParsedCall { call, .. } =
         parse_with_definitions(&app, integration.organisation_id, &body).await?;
     let key = call.storage_key();
@@ -126,12 +131,13 @@ struct QueuedAttributes {
     received_at: DateTime<Utc>,
 }
 
-/// 415 for what is not JSON, 413 over the limit (axum's body limit reports it here).
+/// The body of what says it is JSON: 415 for other types, 413 over the limit (axum's body
+/// limit reports it here).
 fn read_json(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     limit: usize,
-) -> Result<Value, ApiError> {
+) -> Result<Bytes, ApiError> {
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let content_type = content_type
             .to_str()
@@ -144,14 +150,9 @@ fn read_json(
             )));
         }
     }
-    let bytes = body.map_err(|rejection| match rejection.status() {
+    body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit },
         _ => ApiError::UnsupportedMediaType(format!("the body could not be read: {rejection}")),
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::UnsupportedMediaType(format!(
-            "the body is not valid JSON ({e}); send the call as a JSON object"
-        ))
     })
 }
 
@@ -161,7 +162,7 @@ fn read_json(
 async fn parse_with_definitions(
     app: &AppState,
     organisation_id: Uuid,
-    body: &Value,
+    body: &Body<'_>,
 ) -> Result<ParsedCall, ApiError> {
     let definitions = field_definitions(app, organisation_id).await?;
     let parsed = parse_call(body, definitions.as_ref()).map_err(ApiError::Invalid)?;
