@@ -16,8 +16,7 @@ use uuid::Uuid;
 use crate::domain::Call;
 
 /// Room reserved for an encoded message. Most calls fit, so the buffer is not regrown (and
-/// copied) four times over from serde_json's 128 bytes as it fills: 6 % fewer instructions
-/// for encoding.
+/// copied) four times over from 128 bytes as it fills: 6 % fewer instructions for encoding.
 const TYPICAL_MESSAGE_BYTES: usize = 2048;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +42,8 @@ struct WireRef<'a> {
     ingest_id: &'a Uuid,
     integration_id: &'a Uuid,
     organisation_id: &'a Uuid,
-    received_at: &'a DateTime<Utc>,
+    #[serde(with = "crate::domain::wire_time")]
+    received_at: DateTime<Utc>,
     call: &'a Call,
 }
 
@@ -53,6 +53,7 @@ struct Wire {
     ingest_id: Uuid,
     integration_id: Uuid,
     organisation_id: Uuid,
+    #[serde(with = "crate::domain::wire_time")]
     received_at: DateTime<Utc>,
     call: Call,
 }
@@ -71,7 +72,7 @@ impl Serialize for CallMessage {
                 ingest_id: &e.ingest_id,
                 integration_id: &e.integration_id,
                 organisation_id: &e.organisation_id,
-                received_at: &e.received_at,
+                received_at: e.received_at,
                 call: &e.call,
             }
             .serialize(serializer),
@@ -101,14 +102,18 @@ impl CallMessage {
         }
     }
 
+    /// With sonic-rs rather than serde_json, here and in `from_bytes`: it escapes strings and
+    /// checks UTF-8 sixteen bytes at a time where serde_json goes byte by byte (gateway 3 %,
+    /// worker 5.8 % fewer instructions a call). The JSON is the same, and what reads
+    /// messages elsewhere (tests, dead letters) still reads them with serde_json.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(TYPICAL_MESSAGE_BYTES);
-        serde_json::to_writer(&mut bytes, self).expect("a call message always serialises");
+        sonic_rs::to_writer(&mut bytes, self).expect("a call message always serialises");
         bytes
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, sonic_rs::Error> {
+        sonic_rs::from_slice(bytes)
     }
 }
 
@@ -233,6 +238,19 @@ mod tests {
         let mut json: serde_json::Value = serde_json::from_slice(&message().to_bytes()).unwrap();
         json["version"] = "2".into();
         assert!(CallMessage::from_bytes(&serde_json::to_vec(&json).unwrap()).is_err());
+    }
+
+    #[test]
+    fn corrupt_bytes_are_refused_not_read_leniently() {
+        let bytes = message().to_bytes();
+        let at = bytes.windows(7).position(|w| w == b"billing").unwrap();
+        let mut invalid_utf8 = bytes.clone();
+        invalid_utf8[at] = 0xff;
+        assert!(CallMessage::from_bytes(&invalid_utf8).is_err());
+        assert!(CallMessage::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        let mut trailing = bytes.clone();
+        trailing.extend_from_slice(b" x");
+        assert!(CallMessage::from_bytes(&trailing).is_err());
     }
 
     #[test]

@@ -9,8 +9,11 @@ use shared::domain::custom_fields::StoredFields;
 use shared::domain::{CallKey, Client, Phrase};
 use shared::message::CallEnvelope;
 use shared::store::dead_letters::{self, NewDeadLetter};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Encode, PgConnection, PgPool, Postgres, Type};
 use uuid::Uuid;
 
 use crate::media::MediaStatus;
@@ -201,7 +204,7 @@ pub async fn upsert_calls(
         c.client.push(
             call.client
                 .as_ref()
-                .map(|client| Json(StoredClient::of(client))),
+                .map(|client| Jsonb(StoredClient::of(client))),
         );
         c.started_at.push(call.started_at);
         c.direction.push(call.direction.map(|d| d.as_str()));
@@ -212,9 +215,9 @@ pub async fn upsert_calls(
             .push(call.phone_call_chain_uid.as_ref().map(|u| u.as_str()));
         c.nps.push(call.nps);
         c.media_url.push(call.media_url.as_str());
-        c.custom_fields.push(Json(call.custom_fields.stored()));
+        c.custom_fields.push(Jsonb(call.custom_fields.stored()));
         c.transcription
-            .push(call.transcription.as_deref().map(Json));
+            .push(call.transcription.as_deref().map(Jsonb));
         c.media_reachable.push(media.reachable);
         c.media_http_status.push(media.http_status.map(i32::from));
         c.media_content_type.push(media.content_type.as_deref());
@@ -284,6 +287,32 @@ pub async fn upsert_calls(
     Ok(())
 }
 
+/// A jsonb parameter, as sqlx's `Json` writes it but encoded by sonic-rs, for the reason
+/// `CallMessage::to_bytes` gives: a batch's custom fields, transcriptions and clients were
+/// most of the worker's statement encoding.
+struct Jsonb<T>(T);
+
+impl<T> Type<Postgres> for Jsonb<T> {
+    fn type_info() -> PgTypeInfo {
+        Json::<()>::type_info()
+    }
+}
+
+impl<T> PgHasArrayType for Jsonb<T> {
+    fn array_type_info() -> PgTypeInfo {
+        Json::<()>::array_type_info()
+    }
+}
+
+impl<T: Serialize> Encode<'_, Postgres> for Jsonb<T> {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        // jsonb's binary form: a version byte, then the text.
+        buf.push(1);
+        sonic_rs::to_writer(&mut **buf, &self.0)?;
+        Ok(IsNull::No)
+    }
+}
+
 /// One array per column of `calls`, for UNNEST; every one gets exactly one entry per call.
 struct Columns<'a> {
     id: Vec<Uuid>,
@@ -295,7 +324,7 @@ struct Columns<'a> {
     user_id: Vec<Uuid>,
     department_id: Vec<Option<Uuid>>,
     client_id: Vec<Option<Uuid>>,
-    client: Vec<Option<Json<StoredClient<'a>>>>,
+    client: Vec<Option<Jsonb<StoredClient<'a>>>>,
     started_at: Vec<DateTime<Utc>>,
     direction: Vec<Option<&'static str>>,
     duration: Vec<Option<f64>>,
@@ -303,8 +332,8 @@ struct Columns<'a> {
     phone_call_chain_uid: Vec<Option<&'a str>>,
     nps: Vec<Option<f64>>,
     media_url: Vec<&'a str>,
-    custom_fields: Vec<Json<StoredFields<'a>>>,
-    transcription: Vec<Option<Json<&'a [Phrase]>>>,
+    custom_fields: Vec<Jsonb<StoredFields<'a>>>,
+    transcription: Vec<Option<Jsonb<&'a [Phrase]>>>,
     media_reachable: Vec<bool>,
     media_http_status: Vec<Option<i32>>,
     media_content_type: Vec<Option<&'a str>>,

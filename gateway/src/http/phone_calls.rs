@@ -128,6 +128,7 @@ struct QueuedAttributes {
     status: &'static str,
     uid_derived: bool,
     ingest_id: Uuid,
+    #[serde(with = "shared::domain::wire_time")]
     received_at: DateTime<Utc>,
 }
 

@@ -10,6 +10,7 @@ use super::text::ExternalId;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Call {
     pub operator_id: ExternalId,
+    #[serde(with = "super::wire_time")]
     pub started_at: DateTime<Utc>,
     pub media_url: MediaUrl,
     pub uid: Option<ExternalId>,

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json_borrow::Value;
 
@@ -98,7 +98,7 @@ pub enum CustomValue {
     StringArray(Vec<String>),
     StringUrl(String),
     NumberArray(Vec<f64>),
-    Datetime(DateTime<Utc>),
+    Datetime(#[serde(with = "super::wire_time")] DateTime<Utc>),
     Boolean(bool),
     Duration(f64),
     Null,
@@ -175,9 +175,7 @@ impl Serialize for StoredValue<'_> {
             CustomValue::NumberArray(a) => {
                 serializer.collect_seq(a.iter().copied().map(StoredNumber))
             }
-            CustomValue::Datetime(t) => {
-                serializer.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-            }
+            CustomValue::Datetime(t) => super::wire_time::serialize(t, serializer),
             CustomValue::Boolean(b) => serializer.serialize_bool(*b),
             CustomValue::Null => serializer.serialize_unit(),
         }

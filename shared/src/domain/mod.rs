@@ -4,6 +4,7 @@ pub mod call;
 pub mod custom_fields;
 pub mod text;
 pub mod time;
+pub mod wire_time;
 
 pub use call::{Call, CallKey, Client, Direction, MediaUrl, Phrase, Role, Seconds};
 pub use custom_fields::{CustomFields, CustomValue, FieldType};
