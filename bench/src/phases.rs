@@ -82,10 +82,8 @@ pub async fn run(
     let gateway_cpu = cpu::Phase::new(before, cpu::snapshot()?, alone.accepted);
     gateway.check_alive()?;
     let accepted = Rate::new(alone.accepted, alone.elapsed);
-    let calls_per_message = counter(addr, "callq_gateway_calls_published_total").await
-        / counter(addr, "callq_gateway_messages_published_total")
-            .await
-            .max(1.0);
+    let published_alone = Published::at(addr).await;
+    let calls_per_message = published_alone.calls_per_message(&Published::default());
     let gateway_report = Gateway {
         accepted,
         calls_per_message,
@@ -147,12 +145,16 @@ pub async fn run(
     )
     .await;
     let ((together, done_at), calls_per_batch) = together?;
+    let calls_per_message = Published::at(addr)
+        .await
+        .calls_per_message(&published_alone);
     let e2e_cpu = cpu::Phase::new(before, cpu::snapshot()?, together.accepted);
     let sustained = Rate::new(together.accepted, between(together.started_at, done_at));
     let (bound_by, bound_per_sec) = report::slowest(&raw);
     let end_to_end = EndToEnd {
         sustained,
         calls_per_batch,
+        calls_per_message,
         bound_by,
         bound_per_sec,
         ratio_of_bound: report::ratio(sustained.per_sec, bound_per_sec),
@@ -276,6 +278,27 @@ impl Metrics {
 }
 
 /// A counter from a service's `/metrics`; 0 until it answers (it may still be starting).
+/// The gateway's cumulative counts of published calls and messages.
+#[derive(Default)]
+struct Published {
+    calls: f64,
+    messages: f64,
+}
+
+impl Published {
+    async fn at(addr: SocketAddr) -> Self {
+        Self {
+            calls: counter(addr, "callq_gateway_calls_published_total").await,
+            messages: counter(addr, "callq_gateway_messages_published_total").await,
+        }
+    }
+
+    /// Mean calls per message published since `earlier`.
+    fn calls_per_message(&self, earlier: &Self) -> f64 {
+        (self.calls - earlier.calls) / (self.messages - earlier.messages).max(1.0)
+    }
+}
+
 async fn counter(addr: SocketAddr, name: &str) -> f64 {
     let Ok((200, text)) = load::get(addr, "/metrics").await else {
         return 0.0;

@@ -99,6 +99,8 @@ pub struct EndToEnd {
     pub sustained: Rate,
     /// Mean calls written per transaction.
     pub calls_per_batch: f64,
+    /// Mean calls per confirmed message: grouping depends on how fast calls arrive.
+    pub calls_per_message: f64,
     /// The slowest raw limit (publish, consume or upsert) and its rate.
     pub bound_by: &'static str,
     pub bound_per_sec: f64,
@@ -291,6 +293,13 @@ pub fn table(s: &SizeReport) -> String {
         &mut out,
         "end to end: calls per transaction",
         format!("{:.1}", e.calls_per_batch),
+        String::new(),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "end to end: calls per message (grouping)",
+        format!("{:.1}", e.calls_per_message),
         String::new(),
         String::new(),
     );

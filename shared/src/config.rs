@@ -53,6 +53,7 @@ pub struct BrokerSettings {
     pub publish_channels: usize,
     pub publish_in_flight: usize,
     pub group_max_calls: usize,
+    pub compress_groups: bool,
     pub confirm_timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub delivery_limit: u32,

@@ -9,6 +9,8 @@
 //! message that call would have been alone; retries, dead letters and replays carry single
 //! calls.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
@@ -114,6 +116,49 @@ impl CallMessage {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, sonic_rs::Error> {
         sonic_rs::from_slice(bytes)
+    }
+}
+
+/// The `content_encoding` of a compressed group: LZ4 block format, the decompressed length
+/// first (4 bytes, little-endian).
+pub const LZ4: &str = "lz4";
+
+/// The most a compressed message may claim to hold: a group is at most 1 MiB of calls, and a
+/// corrupt length must not make a worker allocate gigabytes.
+const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("unknown content_encoding {0:?}; only {LZ4:?} is written")]
+    UnknownEncoding(String),
+    #[error("the {LZ4} body claims {0} bytes, more than a message may hold")]
+    TooLarge(usize),
+    #[error("the {LZ4} body cannot be decompressed: {0}")]
+    Corrupt(String),
+}
+
+pub fn compress(body: &[u8]) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(body)
+}
+
+/// A delivery's JSON, given its `content_encoding`.
+pub fn decompress<'a>(
+    content_encoding: Option<&str>,
+    data: &'a [u8],
+) -> Result<Cow<'a, [u8]>, BodyError> {
+    match content_encoding {
+        None | Some("" | "identity") => Ok(Cow::Borrowed(data)),
+        Some(LZ4) => {
+            let (size, _) = lz4_flex::block::uncompressed_size(data)
+                .map_err(|e| BodyError::Corrupt(e.to_string()))?;
+            if size > MAX_DECOMPRESSED_BYTES {
+                return Err(BodyError::TooLarge(size));
+            }
+            lz4_flex::decompress_size_prepended(data)
+                .map(Cow::Owned)
+                .map_err(|e| BodyError::Corrupt(e.to_string()))
+        }
+        Some(other) => Err(BodyError::UnknownEncoding(other.to_owned())),
     }
 }
 
@@ -238,6 +283,40 @@ mod tests {
         let mut json: serde_json::Value = serde_json::from_slice(&message().to_bytes()).unwrap();
         json["version"] = "2".into();
         assert!(CallMessage::from_bytes(&serde_json::to_vec(&json).unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_compressed_group_comes_back_byte_for_byte() {
+        let body = group((0..17).map(|_| message().to_bytes()).collect());
+        let compressed = compress(&body);
+        assert!(
+            compressed.len() * 3 < body.len(),
+            "{} of {}",
+            compressed.len(),
+            body.len()
+        );
+        assert_eq!(decompress(Some(LZ4), &compressed).unwrap(), body.as_slice());
+        assert_eq!(decompress(None, &body).unwrap(), body.as_slice());
+    }
+
+    #[test]
+    fn bodies_that_cannot_be_decompressed_say_why() {
+        let compressed = compress(&group((0..3).map(|_| message().to_bytes()).collect()));
+        let truncated = &compressed[..compressed.len() / 2];
+        assert!(matches!(
+            decompress(Some(LZ4), truncated),
+            Err(BodyError::Corrupt(_))
+        ));
+        let mut huge = compressed.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            decompress(Some(LZ4), &huge),
+            Err(BodyError::TooLarge(_))
+        ));
+        assert!(matches!(
+            decompress(Some("gzip"), &compressed),
+            Err(BodyError::UnknownEncoding(_))
+        ));
     }
 
     #[test]

@@ -308,6 +308,12 @@ impl TestEnv {
     /// corrupted message) would, and waits for the broker's confirm. Declares the queues
     /// first, as a gateway does on connecting: right after start, no one may have yet.
     pub async fn publish_raw(&self, payload: &[u8]) {
+        self.publish_raw_with(payload, lapin::BasicProperties::default())
+            .await;
+    }
+
+    /// `publish_raw` with `properties` (persistent whatever they say).
+    pub async fn publish_raw_with(&self, payload: &[u8], properties: lapin::BasicProperties) {
         let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
             .await
             .expect("broker");
@@ -329,7 +335,7 @@ impl TestEnv {
                     ..Default::default()
                 },
                 payload,
-                lapin::BasicProperties::default().with_delivery_mode(2),
+                properties.with_delivery_mode(2),
             )
             .await
             .expect("publish")
@@ -341,6 +347,25 @@ impl TestEnv {
             "the work queue took the message"
         );
         let _ = conn.close(200, "".into()).await;
+    }
+
+    /// The properties and body of every message ready on the work queue, all left there:
+    /// taken unacked, they go back when the connection closes.
+    pub async fn peek_work_queue(&self) -> Vec<(lapin::BasicProperties, Vec<u8>)> {
+        let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+            .await
+            .expect("broker");
+        let channel = conn.create_channel().await.expect("channel");
+        let mut peeked = Vec::new();
+        while let Some(message) = channel
+            .basic_get(self.work_queue().as_str().into(), Default::default())
+            .await
+            .expect("basic.get")
+        {
+            peeked.push((message.properties.clone(), message.delivery.data.clone()));
+        }
+        let _ = conn.close(200, "".into()).await;
+        peeked
     }
 
     /// Publishes `calls` of `integration` as one group message onto the work queue, the

@@ -10,6 +10,7 @@ use pipeline_tests::proxy::Proxy;
 use pipeline_tests::{call, eventually, metric, metric_sum, Integration, Options, TestEnv};
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use shared::message::{self, CallMessage};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -49,6 +50,37 @@ async fn calls_posted_together_travel_in_groups_and_are_each_stored_once() {
         "{messages} messages for {CALLS} calls posted together: no grouping"
     );
     env.wait_for_ready(messages as u32, WAIT).await;
+
+    // Groups travel compressed; what they hold is the calls' messages, byte for byte JSON.
+    let peeked = env.peek_work_queue().await;
+    assert_eq!(peeked.len(), messages as usize);
+    let mut compressed = 0;
+    for (properties, data) in peeked {
+        let encoding = properties
+            .content_encoding()
+            .as_ref()
+            .map(|e| e.to_string());
+        let body = message::decompress(encoding.as_deref(), &data).expect("decompresses");
+        let calls = message::split(&body);
+        if calls.len() > 1 {
+            assert_eq!(
+                encoding.as_deref(),
+                Some(message::LZ4),
+                "a group goes compressed"
+            );
+            assert!(
+                data.len() * 2 < body.len(),
+                "{} of {} bytes",
+                data.len(),
+                body.len()
+            );
+            compressed += 1;
+        }
+        for call in calls {
+            CallMessage::from_bytes(call).expect("a call message");
+        }
+    }
+    assert!(compressed > 0, "no group among {messages} messages");
 
     env.start_worker().await;
     env.wait_for_count("SELECT count(*) FROM calls", CALLS as i64, WAIT)
@@ -103,6 +135,31 @@ async fn a_corrupt_call_in_a_group_is_set_aside_alone_and_the_others_are_stored(
         .await
         .unwrap();
     assert_eq!(uids, ["left", "right"]);
+}
+
+#[tokio::test]
+async fn a_group_that_cannot_be_decompressed_is_set_aside_and_the_next_is_stored() {
+    let env = TestEnv::start().await;
+    let integration = env.integration().await;
+    let lz4 = || lapin::BasicProperties::default().with_content_encoding(message::LZ4.into());
+    let group = message::group(TestEnv::messages(
+        &integration,
+        &[call("before"), call("after")],
+    ));
+    let compressed = message::compress(&group);
+    env.publish_raw_with(&compressed[..compressed.len() / 2], lz4())
+        .await;
+    env.publish_raw_with(&compressed, lz4()).await;
+
+    env.wait_for_count("SELECT count(*) FROM calls", 2, WAIT)
+        .await;
+    env.wait_for_count(
+        "SELECT count(*) FROM dead_letters WHERE reason = 'undecodable'",
+        1,
+        WAIT,
+    )
+    .await;
+    env.wait_for_ready(0, WAIT).await;
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@
 //! (poison over the delivery limit, or rejected), and copies it into the `dead_letters`
 //! table so that people see and replay them like the rest.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -244,7 +245,8 @@ async fn consume(
 
 impl Settler {
     async fn batch(&self, batch: Vec<Delivery>) {
-        let calls: Vec<Vec<&[u8]>> = batch.iter().map(|d| message::split(&d.data)).collect();
+        let bodies: Vec<Cow<[u8]>> = batch.iter().map(body).collect();
+        let calls: Vec<Vec<&[u8]>> = bodies.iter().map(|b| message::split(b)).collect();
         let payloads: Vec<&[u8]> = calls.iter().flatten().copied().collect();
         let mut outcomes = self.outcomes(&payloads).await.into_iter();
         let mut last_done = None;
@@ -387,7 +389,8 @@ impl Settler {
         error: &str,
     ) -> Result<bool, lapin::Error> {
         let attempts = Attempts::read(&delivery.properties).and_failure(error);
-        match self.retrier.schedule(&delivery.data, &attempts).await {
+        let payload = body(delivery);
+        match self.retrier.schedule(&payload, &attempts).await {
             Ok(Next::Delayed(wait)) => {
                 self.metrics
                     .retried
@@ -409,7 +412,7 @@ impl Settler {
                 let recorded = self
                     .handler
                     .set_aside(
-                        &delivery.data,
+                        &payload,
                         Reason::RetriesExhausted,
                         detail,
                         failed,
@@ -467,7 +470,7 @@ impl Settler {
         let recorded = self
             .handler
             .set_aside(
-                &delivery.data,
+                &body(&delivery),
                 reason,
                 detail,
                 attempts_count,
@@ -516,4 +519,14 @@ async fn requeue(delivery: &Delivery) -> Result<bool, lapin::Error> {
             ..BasicNackOptions::default()
         })
         .await
+}
+
+/// The delivery's JSON: a compressed group decompressed. A body that cannot be goes on as it
+/// came, to be set aside as undecodable like any corrupt message.
+fn body(delivery: &Delivery) -> Cow<'_, [u8]> {
+    let encoding = delivery.properties.content_encoding().as_ref();
+    message::decompress(encoding.map(|e| e.as_str()), &delivery.data).unwrap_or_else(|error| {
+        tracing::warn!(%error, "a message that cannot be decompressed");
+        Cow::Borrowed(&delivery.data)
+    })
 }

@@ -273,11 +273,21 @@ fn undecodable_letter(payload: &[u8], detail: String) -> NewDeadLetter {
         operator_id: None,
         uid: None,
         reason: Reason::Undecodable,
-        detail,
-        message: serde_json::from_slice::<Value>(payload)
-            .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(payload).into_owned())),
+        // The decoder's error quotes the bytes around the fault, which may hold NUL.
+        detail: detail.replace('\0', "\u{FFFD}"),
+        message: kept(payload),
         attempts: 1,
         first_failed_at: None,
+    }
+}
+
+/// What jsonb can hold of an undecodable payload: the JSON it is, or else its text. Bytes
+/// that are not UTF-8, and NUL, which Postgres refuses in any text, become U+FFFD: a
+/// payload holding NUL could not be recorded at all.
+fn kept(payload: &[u8]) -> Value {
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(json) if !json.to_string().contains("\\u0000") => json,
+        _ => Value::from(String::from_utf8_lossy(payload).replace('\0', "\u{FFFD}")),
     }
 }
 

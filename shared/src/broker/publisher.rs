@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use super::{BrokerError, Topology};
 use crate::config::BrokerSettings;
+use crate::message;
 
 /// After a failed connect, requests fail fast for this long instead of each retrying.
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
@@ -84,14 +85,23 @@ impl Publisher {
         self.publish_to(queue, payload, properties()).await
     }
 
-    /// A group of `calls` calls (`message::group`) onto the work queue, confirmed as one.
+    /// A group of `calls` calls (`message::group`) onto the work queue, confirmed as one;
+    /// compressed if `broker.compress_groups` says so.
     pub async fn publish_group(&self, body: &[u8], calls: usize) -> Result<(), PublishError> {
         let queue = self.inner.topology.work_queue.as_str();
-        let properties = match calls {
-            1 => properties(),
-            n => properties().with_headers(super::headers::group_headers(n)),
-        };
-        self.publish_to(queue, body, properties).await
+        match calls {
+            1 => self.publish_to(queue, body, properties()).await,
+            n => {
+                let properties = properties().with_headers(super::headers::group_headers(n));
+                if self.inner.settings.compress_groups {
+                    let properties = properties.with_content_encoding(message::LZ4.into());
+                    self.publish_to(queue, &message::compress(body), properties)
+                        .await
+                } else {
+                    self.publish_to(queue, body, properties).await
+                }
+            }
+        }
     }
 
     /// Onto a delay queue, carrying `headers`; `expiration` (at most the queue's own TTL)
