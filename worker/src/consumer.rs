@@ -253,7 +253,9 @@ impl Settler {
         for (delivery, calls) in batch.iter().zip(&calls) {
             let outcomes: Vec<Outcome> = outcomes.by_ref().take(calls.len()).collect();
             let settled = match &outcomes[..] {
-                [Outcome::Transient { class, error }] => self.retry(delivery, class, error).await,
+                [Outcome::Transient { class, error }] => {
+                    self.retry(delivery, calls[0], class, error).await
+                }
                 [Outcome::Panicked(panic)] => {
                     self.count_panic(panic);
                     // Reject, not nack: on every RabbitMQ version it counts toward the limit.
@@ -381,16 +383,17 @@ impl Settler {
     }
 
     /// The copy on the delay queue is confirmed before the original is acked: a crash in
-    /// between leaves two copies, and the upsert by `uid` absorbs the second.
+    /// between leaves two copies, and the upsert by `uid` absorbs the second. `payload` is
+    /// the delivery's one call, already decompressed.
     async fn retry(
         &self,
         delivery: &Delivery,
+        payload: &[u8],
         class: &'static str,
         error: &str,
     ) -> Result<bool, lapin::Error> {
         let attempts = Attempts::read(&delivery.properties).and_failure(error);
-        let payload = body(delivery);
-        match self.retrier.schedule(&payload, &attempts).await {
+        match self.retrier.schedule(payload, &attempts).await {
             Ok(Next::Delayed(wait)) => {
                 self.metrics
                     .retried
@@ -412,7 +415,7 @@ impl Settler {
                 let recorded = self
                     .handler
                     .set_aside(
-                        &payload,
+                        payload,
                         Reason::RetriesExhausted,
                         detail,
                         failed,
