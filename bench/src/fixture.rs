@@ -220,6 +220,6 @@ async fn delete_queues(broker: &BrokerSettings) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("delete {queue}"))?;
     }
-    let _ = connection.close(200, "".into()).await;
+    shared::broker::close(&connection, "").await;
     Ok(())
 }

@@ -137,7 +137,7 @@ pub async fn publish(broker: &BrokerSettings, payloads: Vec<Vec<u8>>) -> anyhow:
         task.await.context("a publish task panicked")??;
     }
     let rate = Rate::new(payloads.len(), started.elapsed());
-    let _ = connection.close(200, "".into()).await;
+    shared::broker::close(&connection, "").await;
     Ok(rate)
 }
 
@@ -180,7 +180,7 @@ pub async fn consume(broker: &BrokerSettings, n: usize) -> anyhow::Result<Rate> 
         }
     }
     let rate = Rate::new(received, started.elapsed());
-    let _ = connection.close(200, "".into()).await;
+    shared::broker::close(&connection, "").await;
     Ok(rate)
 }
 

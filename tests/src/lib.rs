@@ -285,7 +285,7 @@ impl TestEnv {
             .await
             .map(|q| q.message_count())
             .unwrap_or(0);
-        let _ = conn.close(200, "".into()).await;
+        shared::broker::close(&conn, "").await;
         count
     }
 
@@ -346,7 +346,7 @@ impl TestEnv {
             lapin::Confirmation::Ack(None),
             "the work queue took the message"
         );
-        let _ = conn.close(200, "".into()).await;
+        shared::broker::close(&conn, "").await;
     }
 
     /// The properties and body of every message ready on the work queue, all left there:
@@ -364,7 +364,7 @@ impl TestEnv {
         {
             peeked.push((message.properties.clone(), message.delivery.data.clone()));
         }
-        let _ = conn.close(200, "".into()).await;
+        shared::broker::close(&conn, "").await;
         peeked
     }
 
@@ -539,7 +539,7 @@ pub async fn delete_queues(settings: &shared::config::BrokerSettings) {
                 .await;
         }
     }
-    let _ = conn.close(200, "".into()).await;
+    shared::broker::close(&conn, "").await;
 }
 
 /// The value of one sample in a /metrics text, e.g.

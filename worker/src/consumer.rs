@@ -168,7 +168,7 @@ impl Consumer {
             .await;
         while running.join_next().await.is_some() {}
         while in_flight.join_next().await.is_some() {}
-        let _ = connection.close(200, "worker stopping".into()).await;
+        broker::close(&connection, "worker stopping").await;
         end
     }
 }

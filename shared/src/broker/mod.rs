@@ -5,6 +5,8 @@ pub mod headers;
 pub mod publisher;
 pub mod topology;
 
+use std::time::Duration;
+
 use lapin::{Connection, ConnectionProperties};
 use secrecy::ExposeSecret;
 
@@ -31,4 +33,17 @@ pub async fn connect(settings: &BrokerSettings, name: &str) -> Result<Connection
     .await
     .map_err(|_| BrokerError::ConnectTimeout)?
     .map_err(BrokerError::from)
+}
+
+/// How long a closing connection waits for the broker's close-ok.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Closes the connection, giving up after [`CLOSE_TIMEOUT`]: lapin's `close` has been seen
+/// never to return after the broker had already dropped the connection, which hung a
+/// benchmark run. Whatever is still unacknowledged is requeued by the broker either way.
+pub async fn close(connection: &Connection, reason: &str) {
+    let closing = connection.close(200, reason.into());
+    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+        tracing::warn!(reason, "the broker did not answer a connection close in time");
+    }
 }

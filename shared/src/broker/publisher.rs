@@ -190,7 +190,7 @@ impl Publisher {
         // A connection with one broken channel is still open: close it, or it leaks.
         if let Some(old) = self.inner.live.write().await.take() {
             tokio::spawn(async move {
-                let _ = old.connection.close(200, "replaced".into()).await;
+                super::close(&old.connection, "replaced").await;
             });
         }
         let live = self.connect().await.map_err(|e| {
