@@ -19,7 +19,7 @@ use crate::media_server::MediaServer;
 use crate::processes::{self, Service};
 use crate::raw;
 use crate::report::{
-    self, EndToEnd, Gateway, PostToRow, Rate, Raw, Rss, Series, SizeReport, Worker,
+    self, EndToEnd, Gateway, PostToRow, Rate, Raw, Rss, Series, SizeReport, Unprobed, Worker,
 };
 
 const POLL_EVERY: Duration = Duration::from_millis(100);
@@ -99,33 +99,31 @@ pub async fn run(
 
     progress(n, "worker draining the backlog");
     let probes_before = media.probes();
-    let started = Utc::now();
-    // Before the start, so that the worker's own start-up is in its cost.
-    let before = cpu::snapshot()?;
-    let worker = Service::start("worker", &env, &logs.join(format!("{n}-worker.log")))?;
+    let drain = Drain::run(
+        fixture,
+        &env,
+        &logs.join(format!("{n}-worker.log")),
+        worker_port,
+        alone.accepted,
+        &gateway,
+    )
+    .await?;
+    let worker = drain.worker;
     let services = cpu::Services {
         gateway: gateway.pid(),
         worker: Some(worker.pid()),
     };
-    let metrics = Metrics {
-        addr: worker_addr,
-        baseline: 0,
-        batches: 0.0,
-    };
-    let drained_at = wait_for_rows(fixture, &metrics, alone.accepted, &[&gateway, &worker]).await?;
-    let worker_cpu = cpu::Phase::new(before, cpu::snapshot()?, alone.accepted);
-    let drained = Rate::new(alone.accepted, between(started, drained_at));
     let worker_report = Worker {
-        drained,
-        calls_per_batch: metrics.calls_per_batch(&Metrics::at(worker_addr).await),
+        drained: drain.rate,
+        calls_per_batch: drain.calls_per_batch,
         media_probes_served: media.probes() - probes_before,
         media_reachable_rows: fixture
             .count("SELECT count(*) FROM calls WHERE media_reachable")
             .await?,
         dead_letters: fixture.count("SELECT count(*) FROM dead_letters").await?,
-        ratio_of_raw_upsert: report::ratio(drained.per_sec, raw.upsert.per_sec),
-        cpu: worker_cpu.usage(worker.pid()),
-        cpu_by_group: worker_cpu.by_group(services),
+        ratio_of_raw_upsert: report::ratio(drain.rate.per_sec, raw.upsert.per_sec),
+        cpu: drain.cpu.usage(worker.pid()),
+        cpu_by_group: drain.cpu.by_group(services),
     };
 
     progress(n, "end to end");
@@ -137,7 +135,7 @@ pub async fn run(
         end_to_end(
             fixture,
             worker_addr,
-            target,
+            target.clone(),
             e2e_bodies,
             concurrency,
             &[&gateway, &worker],
@@ -167,8 +165,40 @@ pub async fn run(
         cpu_by_group: e2e_cpu.by_group(services),
     };
 
-    let gateway_peak = gateway.stop().await?;
     let worker_peak = worker.stop().await?;
+
+    progress(n, "worker draining a backlog without media probes");
+    fixture.truncate_calls().await?;
+    let (unprobed_bodies, _) = bodies::generate(n, &spec("np", 4));
+    let refill = load::run(target, Arc::new(unprobed_bodies), concurrency).await?;
+    let unprobed_port = free_port()?;
+    let mut unprobed_env = fixture.child_env(port, unprobed_port);
+    unprobed_env.push(("APP_MEDIA__PROBE".into(), "false".into()));
+    let probes_before = media.probes();
+    let unprobed = Drain::run(
+        fixture,
+        &unprobed_env,
+        &logs.join(format!("{n}-worker-without-probes.log")),
+        unprobed_port,
+        refill.accepted,
+        &gateway,
+    )
+    .await?;
+    let unprobed_services = cpu::Services {
+        gateway: gateway.pid(),
+        worker: Some(unprobed.worker.pid()),
+    };
+    let worker_without_probes = Unprobed {
+        drained: unprobed.rate,
+        calls_per_batch: unprobed.calls_per_batch,
+        media_probes_served: media.probes() - probes_before,
+        ratio_of_raw_upsert: report::ratio(unprobed.rate.per_sec, raw.upsert.per_sec),
+        cpu: unprobed.cpu.usage(unprobed.worker.pid()),
+        cpu_by_group: unprobed.cpu.by_group(unprobed_services),
+    };
+    unprobed.worker.stop().await?;
+
+    let gateway_peak = gateway.stop().await?;
     Ok(SizeReport {
         calls: n,
         load_average_before,
@@ -176,6 +206,7 @@ pub async fn run(
         gateway: gateway_report,
         raw,
         worker: worker_report,
+        worker_without_probes,
         end_to_end,
         rss: Rss {
             gateway_peak_mb: report::kb_to_mb(gateway_peak),
@@ -184,6 +215,44 @@ pub async fn run(
             worker_end_to_end: Series::of_kb(&rss[1]),
         },
     })
+}
+
+/// A worker started on a backlog, timed until it has stored all of it.
+struct Drain {
+    worker: Service,
+    rate: Rate,
+    calls_per_batch: f64,
+    cpu: cpu::Phase,
+}
+
+impl Drain {
+    async fn run(
+        fixture: &Fixture,
+        env: &[(String, String)],
+        log: &Path,
+        worker_port: u16,
+        backlog: usize,
+        gateway: &Service,
+    ) -> anyhow::Result<Self> {
+        let started = Utc::now();
+        // Before the start, so that the worker's own start-up is in its cost.
+        let before = cpu::snapshot()?;
+        let worker = Service::start("worker", env, log)?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], worker_port));
+        let metrics = Metrics {
+            addr,
+            baseline: 0,
+            batches: 0.0,
+        };
+        let drained_at = wait_for_rows(fixture, &metrics, backlog, &[gateway, &worker]).await?;
+        let cpu = cpu::Phase::new(before, cpu::snapshot()?, backlog);
+        Ok(Self {
+            rate: Rate::new(backlog, between(started, drained_at)),
+            calls_per_batch: metrics.calls_per_batch(&Metrics::at(addr).await),
+            cpu,
+            worker,
+        })
+    }
 }
 
 /// Posts every body with both services running; returns the load's result and when the

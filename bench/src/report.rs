@@ -54,6 +54,7 @@ pub struct SizeReport {
     pub raw: Raw,
     pub gateway: Gateway,
     pub worker: Worker,
+    pub worker_without_probes: Unprobed,
     pub end_to_end: EndToEnd,
     pub rss: Rss,
 }
@@ -88,6 +89,20 @@ pub struct Worker {
     pub media_probes_served: u64,
     pub media_reachable_rows: i64,
     pub dead_letters: i64,
+    pub ratio_of_raw_upsert: f64,
+    pub cpu: Usage,
+    pub cpu_by_group: Vec<GroupUsage>,
+}
+
+/// The worker's drain again with `media.probe = false`, after the end-to-end phase: what
+/// the probes cost, and what the database side of the worker reaches without them.
+#[derive(Debug, Serialize)]
+pub struct Unprobed {
+    /// A backlog as large as the gateway phase's, posted anew.
+    pub drained: Rate,
+    pub calls_per_batch: f64,
+    /// 0 unless probing failed to turn off.
+    pub media_probes_served: u64,
     pub ratio_of_raw_upsert: f64,
     pub cpu: Usage,
     pub cpu_by_group: Vec<GroupUsage>,
@@ -281,6 +296,22 @@ pub fn table(s: &SizeReport) -> String {
         String::new(),
     );
     by_group(&mut out, "worker", &w.cpu_by_group);
+    let u = &s.worker_without_probes;
+    row(
+        &mut out,
+        "worker without media probes: drain",
+        per_sec(u.drained.per_sec),
+        format!("upsert {}", per_sec(r.upsert.per_sec)),
+        format!("{:.2}", u.ratio_of_raw_upsert),
+    );
+    row(
+        &mut out,
+        "worker without media probes: CPU / call",
+        cpu(&u.cpu),
+        format!("probes served: {}", u.media_probes_served),
+        String::new(),
+    );
+    by_group(&mut out, "worker without probes", &u.cpu_by_group);
     let e = &s.end_to_end;
     row(
         &mut out,
@@ -383,7 +414,7 @@ pub fn summary(sizes: &[SizeReport]) -> String {
         .iter()
         .map(|s| {
             format!(
-                "{} calls: gateway {:.0}/s ({:.2} of publish), p99 {:.1} ms; worker {:.0}/s ({:.2} of upsert); \
+                "{} calls: gateway {:.0}/s ({:.2} of publish), p99 {:.1} ms; worker {:.0}/s ({:.2} of upsert), without probes {:.0}/s ({:.2}); \
                  e2e {:.0}/s ({:.2} of {}), POST to row p99 {:.0} ms; rss gw {:.0} MB wk {:.0} MB",
                 s.calls,
                 s.gateway.accepted.per_sec,
@@ -391,6 +422,8 @@ pub fn summary(sizes: &[SizeReport]) -> String {
                 s.gateway.latency.p99_ms,
                 s.worker.drained.per_sec,
                 s.worker.ratio_of_raw_upsert,
+                s.worker_without_probes.drained.per_sec,
+                s.worker_without_probes.ratio_of_raw_upsert,
                 s.end_to_end.sustained.per_sec,
                 s.end_to_end.ratio_of_bound,
                 s.end_to_end.bound_by,

@@ -44,6 +44,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn close(connection: &Connection, reason: &str) {
     let closing = connection.close(200, reason.into());
     if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
-        tracing::warn!(reason, "the broker did not answer a connection close in time");
+        tracing::warn!(
+            reason,
+            "the broker did not answer a connection close in time"
+        );
     }
 }
