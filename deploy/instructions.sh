@@ -13,9 +13,9 @@
 #   deploy/instructions.sh          # 3000 calls
 #   deploy/instructions.sh 5000
 #
-# Both services handle the size twice (the gateway alone, then end to end; the worker's
-# drain, then end to end), and their start-up is counted in. Callgrind's files are left in
-# target/instructions/ for `callgrind_annotate --inclusive=yes FILE`.
+# Prints the gateway, the worker, and the worker without media probes (the benchmark's
+# last drain); start-up is counted in. Callgrind's files are left in target/instructions/
+# for `callgrind_annotate --inclusive=yes FILE`.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,7 +39,7 @@ for service in gateway worker; do
     cp "$target/release/$service" "$out/bin/$service.real"
     cat >"$out/bin/$service" <<EOF
 #!/bin/sh
-exec valgrind --tool=callgrind --callgrind-out-file="$out/$service.%p.callgrind" "$out/bin/$service.real" "\$@"
+exec valgrind --tool=callgrind --callgrind-out-file="$out/$service\${APP_MEDIA__PROBE:+-probe-\$APP_MEDIA__PROBE}.%p.callgrind" "$out/bin/$service.real" "\$@"
 EOF
     chmod +x "$out/bin/$service"
 done
@@ -48,11 +48,17 @@ _callq_log "benchmark at $calls calls under callgrind (log: $out/bench.log)"
 "$out/bin/bench" --sizes "$calls" --out "$out/bench.json" >"$out/bench.log" 2>&1 \
     || { tail -20 "$out/bench.log" >&2; exit 1; }
 
-for service in gateway worker; do
-    total=0
-    for file in "$out/$service".*.callgrind; do
+# The gateway handles the size three times (alone, end to end, and the backlog of the drain
+# without probes); the probing worker twice (its drain, end to end); the worker started with
+# media.probe = false once, in files of its own.
+count() {
+    local name="$1" handled="$2" total=0 file instructions
+    for file in "$out/$name".*.callgrind; do
         instructions=$(callgrind_annotate "$file" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
         total=$((total + instructions))
     done
-    printf '%s: %d instructions a call (%d calls handled)\n' "$service" $((total / (2 * calls))) $((2 * calls))
-done
+    printf '%s: %d instructions a call (%d calls handled)\n' "$name" $((total / handled)) "$handled"
+}
+count gateway $((3 * calls))
+count worker $((2 * calls))
+count worker-probe-false "$calls"
