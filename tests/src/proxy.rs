@@ -12,6 +12,7 @@ pub struct Proxy {
     pub port: u16,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
+    stall: watch::Sender<u64>,
 }
 
 impl Proxy {
@@ -20,6 +21,7 @@ impl Proxy {
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
         let (cut, cuts) = watch::channel(0u64);
+        let (stall, stalls) = watch::channel(0u64);
         let accepting = up.clone();
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
@@ -29,9 +31,10 @@ impl Proxy {
                     drop(inbound);
                     continue;
                 }
-                let mut cuts = cuts.clone();
+                let (mut cuts, mut stalls) = (cuts.clone(), stalls.clone());
                 // Earlier cuts are history for this connection; only a cut from now on ends it.
                 cuts.borrow_and_update();
+                stalls.borrow_and_update();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(target).await else {
                         return;
@@ -39,17 +42,31 @@ impl Proxy {
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = cuts.changed() => {}
+                        // Both ends stay open, and nothing more passes, until a cut.
+                        _ = stalls.changed() => { let _ = cuts.changed().await; }
                     }
                 });
             }
         });
-        Self { port, up, cut }
+        Self {
+            port,
+            up,
+            cut,
+            stall,
+        }
     }
 
     /// Drops every open connection and refuses new ones until `restore`.
     pub fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
         self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Open connections stay open but carry nothing more, either way: a server that hangs,
+    /// or a network that loses packets without resetting anything. New ones are refused.
+    pub fn stall(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.stall.send_modify(|n| *n += 1);
     }
 
     pub fn restore(&self) {

@@ -11,6 +11,8 @@ use secrecy::SecretString;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
+/// Far above the bounded waits of a stop (5 s for the broker's close-ok), far below a hang.
+const STOP_WITHIN: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn an_unreachable_broker_gets_503_with_retry_after_never_202() {
@@ -211,6 +213,36 @@ async fn a_worker_that_loses_the_broker_reconnects_and_goes_on() {
     proxy.restore();
     env.wait_for_count("SELECT count(*) FROM calls", 3, WAIT)
         .await;
+}
+
+#[tokio::test]
+async fn a_worker_stops_even_when_the_broker_no_longer_answers() {
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let mut env = TestEnv::start_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let integration = env.integration().await;
+    let direct = env.settings.broker.url.clone();
+    env.settings.broker.url =
+        SecretString::from(format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port));
+    env.start_worker().await;
+    env.settings.broker.url = direct;
+    assert_eq!(env.post(&integration, &call("before")).await.status(), 202);
+    env.wait_for_count("SELECT count(*) FROM calls", 1, WAIT)
+        .await;
+
+    // The connection stays up but nothing answers: no close-ok, no cancel-ok.
+    proxy.stall();
+    tokio::time::timeout(STOP_WITHIN, env.stop_worker())
+        .await
+        .expect("the worker stopped although the broker did not answer");
+    assert_eq!(
+        env.count("SELECT count(*) FROM calls").await,
+        1,
+        "what was stored stays stored"
+    );
 }
 
 #[tokio::test]

@@ -163,9 +163,8 @@ impl Consumer {
         // Batches being written are finished (and settled if the channel still lives);
         // whatever is not acked goes back to the queue when the connection closes.
         let _ = stop.send(true);
-        let _ = dead_channel
-            .basic_cancel(dead.tag(), BasicCancelOptions::default())
-            .await;
+        let cancel = dead_channel.basic_cancel(dead.tag(), BasicCancelOptions::default());
+        let _ = broker::while_stopping("dead-queue consumer cancel", cancel).await;
         while running.join_next().await.is_some() {}
         while in_flight.join_next().await.is_some() {}
         broker::close(&connection, "worker stopping").await;
@@ -192,10 +191,10 @@ impl Lane {
                 next = self.stream.next() => Some(next),
             };
             let Some(first) = first else {
-                let _ = self
+                let cancel = self
                     .channel
-                    .basic_cancel(self.stream.tag(), BasicCancelOptions::default())
-                    .await;
+                    .basic_cancel(self.stream.tag(), BasicCancelOptions::default());
+                let _ = broker::while_stopping("work-queue consumer cancel", cancel).await;
                 return "stopped".into();
             };
             let mut batch = match first {

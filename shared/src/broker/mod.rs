@@ -5,6 +5,7 @@ pub mod headers;
 pub mod publisher;
 pub mod topology;
 
+use std::future::Future;
 use std::time::Duration;
 
 use lapin::{Connection, ConnectionProperties};
@@ -35,18 +36,21 @@ pub async fn connect(settings: &BrokerSettings, name: &str) -> Result<Connection
     .map_err(BrokerError::from)
 }
 
-/// How long a closing connection waits for the broker's close-ok.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopping process waits for each answer of the broker (a cancel-ok, the
+/// close-ok): lapin waits for ever, and a broker that hangs, or a network that loses
+/// packets, would keep a worker from stopping. A benchmark run once hung on a close too.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Closes the connection, giving up after [`CLOSE_TIMEOUT`]: lapin's `close` has been seen
-/// never to return after the broker had already dropped the connection, which hung a
-/// benchmark run. Whatever is still unacknowledged is requeued by the broker either way.
-pub async fn close(connection: &Connection, reason: &str) {
-    let closing = connection.close(200, reason.into());
-    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
-        tracing::warn!(
-            reason,
-            "the broker did not answer a connection close in time"
-        );
+/// `step` bounded by [`STOP_TIMEOUT`]; `None`, logged, when the broker did not answer in
+/// time. What is still unacknowledged then goes back to the queue when the connection dies.
+pub async fn while_stopping<F: Future>(what: &'static str, step: F) -> Option<F::Output> {
+    let done = tokio::time::timeout(STOP_TIMEOUT, step).await.ok();
+    if done.is_none() {
+        tracing::warn!(what, "the broker did not answer in time; stopping anyway");
     }
+    done
+}
+
+pub async fn close(connection: &Connection, reason: &str) {
+    let _ = while_stopping("connection close", connection.close(200, reason.into())).await;
 }
