@@ -1,5 +1,6 @@
 //! One size of the benchmark, phase by phase, against one fixture: the raw limits, the
-//! gateway alone (leaving a backlog), the worker draining that backlog, then both together.
+//! gateway alone (leaving a backlog), the worker draining that backlog, both together, then
+//! a second backlog drained by a worker that does not probe the media.
 
 use std::net::SocketAddr;
 use std::path::Path;

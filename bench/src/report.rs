@@ -98,7 +98,7 @@ pub struct Worker {
 /// the probes cost, and what the database side of the worker reaches without them.
 #[derive(Debug, Serialize)]
 pub struct Unprobed {
-    /// A backlog as large as the gateway phase's, posted anew.
+    /// A backlog of the size's calls, posted anew with no worker running.
     pub drained: Rate,
     pub calls_per_batch: f64,
     /// 0 unless probing failed to turn off.
