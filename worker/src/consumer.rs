@@ -164,7 +164,7 @@ impl Consumer {
         // whatever is not acked goes back to the queue when the connection closes.
         let _ = stop.send(true);
         let cancel = dead_channel.basic_cancel(dead.tag(), BasicCancelOptions::default());
-        let _ = broker::while_stopping("dead-queue consumer cancel", cancel).await;
+        broker::while_stopping("dead-queue consumer cancel", cancel).await;
         while running.join_next().await.is_some() {}
         while in_flight.join_next().await.is_some() {}
         broker::close(&connection, "worker stopping").await;
@@ -194,7 +194,7 @@ impl Lane {
                 let cancel = self
                     .channel
                     .basic_cancel(self.stream.tag(), BasicCancelOptions::default());
-                let _ = broker::while_stopping("work-queue consumer cancel", cancel).await;
+                broker::while_stopping("work-queue consumer cancel", cancel).await;
                 return "stopped".into();
             };
             let mut batch = match first {

@@ -39,18 +39,21 @@ pub async fn connect(settings: &BrokerSettings, name: &str) -> Result<Connection
 /// How long a stopping process waits for each answer of the broker (a cancel-ok, the
 /// close-ok): lapin waits for ever, and a broker that hangs, or a network that loses
 /// packets, would keep a worker from stopping. A benchmark run once hung on a close too.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `step` bounded by [`STOP_TIMEOUT`]; `None`, logged, when the broker did not answer in
-/// time. What is still unacknowledged then goes back to the queue when the connection dies.
-pub async fn while_stopping<F: Future>(what: &'static str, step: F) -> Option<F::Output> {
-    let done = tokio::time::timeout(STOP_TIMEOUT, step).await.ok();
-    if done.is_none() {
-        tracing::warn!(what, "the broker did not answer in time; stopping anyway");
+/// `step` bounded by [`STOP_TIMEOUT`], its outcome only logged: a stopping process goes on
+/// either way. What is still unacknowledged goes back to the queue when the connection dies.
+pub async fn while_stopping<T, E: std::fmt::Display>(
+    what: &'static str,
+    step: impl Future<Output = Result<T, E>>,
+) {
+    match tokio::time::timeout(STOP_TIMEOUT, step).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::debug!(what, %error, "failed while stopping"),
+        Err(_) => tracing::warn!(what, "the broker did not answer in time; stopping anyway"),
     }
-    done
 }
 
 pub async fn close(connection: &Connection, reason: &str) {
-    let _ = while_stopping("connection close", connection.close(200, reason.into())).await;
+    while_stopping("connection close", connection.close(200, reason.into())).await;
 }
