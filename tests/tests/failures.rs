@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pipeline_tests::media_server::MediaServer;
 use pipeline_tests::proxy::Proxy;
-use pipeline_tests::{call, eventually, via_port, Options, TestEnv};
+use pipeline_tests::{call, eventually, via_port, Integration, Options, TestEnv};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -176,8 +176,9 @@ async fn a_worker_killed_with_unacked_messages_loses_none_and_a_new_worker_store
     assert_eq!(env.count("SELECT count(*) FROM dead_letters").await, 0);
 }
 
-#[tokio::test]
-async fn a_worker_that_loses_the_broker_reconnects_and_goes_on() {
+/// A worker whose broker connection goes through a proxy (the gateway's does not), with one
+/// call ("before") already stored through it.
+async fn worker_behind_a_proxy() -> (Proxy, TestEnv, Integration) {
     let proxy = Proxy::start("127.0.0.1:5672").await;
     let mut env = TestEnv::start_with(Options {
         worker: false,
@@ -190,10 +191,15 @@ async fn a_worker_that_loses_the_broker_reconnects_and_goes_on() {
         SecretString::from(format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port));
     env.start_worker().await;
     env.settings.broker.url = direct;
-
     assert_eq!(env.post(&integration, &call("before")).await.status(), 202);
     env.wait_for_count("SELECT count(*) FROM calls", 1, WAIT)
         .await;
+    (proxy, env, integration)
+}
+
+#[tokio::test]
+async fn a_worker_that_loses_the_broker_reconnects_and_goes_on() {
+    let (proxy, env, integration) = worker_behind_a_proxy().await;
 
     proxy.cut();
     for uid in ["during-1", "during-2"] {
@@ -217,21 +223,7 @@ async fn a_worker_that_loses_the_broker_reconnects_and_goes_on() {
 
 #[tokio::test]
 async fn a_worker_stops_even_when_the_broker_no_longer_answers() {
-    let proxy = Proxy::start("127.0.0.1:5672").await;
-    let mut env = TestEnv::start_with(Options {
-        worker: false,
-        ..Default::default()
-    })
-    .await;
-    let integration = env.integration().await;
-    let direct = env.settings.broker.url.clone();
-    env.settings.broker.url =
-        SecretString::from(format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port));
-    env.start_worker().await;
-    env.settings.broker.url = direct;
-    assert_eq!(env.post(&integration, &call("before")).await.status(), 202);
-    env.wait_for_count("SELECT count(*) FROM calls", 1, WAIT)
-        .await;
+    let (proxy, mut env, _) = worker_behind_a_proxy().await;
 
     // The connection stays up but nothing answers: no close-ok, no cancel-ok.
     proxy.stall();
