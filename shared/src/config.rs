@@ -80,6 +80,15 @@ pub struct WorkerSettings {
     pub operator_cache_ttl_ms: u64,
     pub auto_replay_interval_ms: u64,
     pub replay_batch: usize,
+    pub stages: Vec<Stage>,
+}
+
+/// What a worker process consumes: calls (storing them), probe work, or both.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Calls,
+    Probes,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +100,17 @@ pub struct MediaSettings {
     pub per_host_concurrency: usize,
     pub allow_loopback: bool,
     pub allow_private: bool,
+    pub max_in_flight: usize,
+    pub host_backlog: usize,
+    pub defer_ms: u64,
+    pub max_deferrals: u32,
+    pub retry_delays_ms: Vec<u64>,
+    pub circuit_failures: u32,
+    pub circuit_cooldown_ms: u64,
+    pub circuit_cooldown_max_ms: u64,
+    pub prefetch: u16,
+    pub result_batch: usize,
+    pub result_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,7 +144,9 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("broker.retry_delays_ms"),
+                    .with_list_parse_key("broker.retry_delays_ms")
+                    .with_list_parse_key("media.retry_delays_ms")
+                    .with_list_parse_key("worker.stages"),
             )
             .build()?
             .try_deserialize()?;
@@ -188,5 +210,17 @@ impl MediaSettings {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn circuit_cooldown(&self) -> Duration {
+        Duration::from_millis(self.circuit_cooldown_ms)
+    }
+
+    pub fn circuit_cooldown_max(&self) -> Duration {
+        Duration::from_millis(self.circuit_cooldown_max_ms)
+    }
+
+    pub fn result_wait(&self) -> Duration {
+        Duration::from_millis(self.result_wait_ms)
     }
 }

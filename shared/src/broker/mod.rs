@@ -2,6 +2,7 @@
 //! publishing with confirms, and the headers a message carries between attempts.
 
 pub mod headers;
+pub mod probe_topology;
 pub mod publisher;
 pub mod topology;
 
@@ -13,6 +14,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::BrokerSettings;
 
+pub use probe_topology::ProbeTopology;
 pub use publisher::{PublishError, Publisher};
 pub use topology::{RetryQueue, Topology};
 

@@ -104,6 +104,28 @@ impl Publisher {
         }
     }
 
+    /// Probe work onto `queue` (the probe queue or one of its delay queues), compressed like
+    /// a group when `broker.compress_groups` says so; `expiration` as for `publish_delayed`.
+    pub async fn publish_probe_work(
+        &self,
+        queue: &str,
+        body: &[u8],
+        expiration: Option<Duration>,
+    ) -> Result<(), PublishError> {
+        let mut properties = properties();
+        if let Some(expiration) = expiration {
+            properties =
+                properties.with_expiration(ShortString::from(expiration.as_millis().to_string()));
+        }
+        if self.inner.settings.compress_groups {
+            let properties = properties.with_content_encoding(message::LZ4.into());
+            self.publish_to(queue, &message::compress(body), properties)
+                .await
+        } else {
+            self.publish_to(queue, body, properties).await
+        }
+    }
+
     /// Onto a delay queue, carrying `headers`; `expiration` (at most the queue's own TTL)
     /// spreads retries of messages that failed together.
     pub async fn publish_delayed(

@@ -61,11 +61,6 @@ impl Topology {
     /// Idempotent; every process calls it so any may start first. Dead-letter targets are
     /// declared before the queues that dead-letter into them: a missing target drops.
     pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        let quorum = || {
-            let mut args = FieldTable::default();
-            args.insert(ShortString::from("x-queue-type"), long("quorum"));
-            args
-        };
         declare(channel, &self.dead_queue, quorum()).await?;
 
         let mut args = quorum();
@@ -77,17 +72,32 @@ impl Topology {
         declare(channel, &self.work_queue, args).await?;
 
         for retry in &self.retry_queues {
-            let mut args = quorum();
-            dead_letter_to(&mut args, &self.work_queue);
-            let ttl = i64::try_from(retry.delay.as_millis()).unwrap_or(i64::MAX);
-            args.insert(
-                ShortString::from("x-message-ttl"),
-                AMQPValue::LongLongInt(ttl),
-            );
-            declare(channel, &retry.name, args).await?;
+            declare_delay(channel, retry, &self.work_queue).await?;
         }
         Ok(())
     }
+}
+
+pub(super) fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(ShortString::from("x-queue-type"), long("quorum"));
+    args
+}
+
+/// A delay queue: nobody consumes it; its TTL dead-letters each message onto `target`.
+pub(super) async fn declare_delay(
+    channel: &Channel,
+    delay: &RetryQueue,
+    target: &str,
+) -> Result<(), lapin::Error> {
+    let mut args = quorum();
+    dead_letter_to(&mut args, target);
+    let ttl = i64::try_from(delay.delay.as_millis()).unwrap_or(i64::MAX);
+    args.insert(
+        ShortString::from("x-message-ttl"),
+        AMQPValue::LongLongInt(ttl),
+    );
+    declare(channel, &delay.name, args).await
 }
 
 /// At-least-once dead-lettering (a quorum queue feature) needs `reject-publish` overflow.
@@ -101,7 +111,7 @@ fn dead_letter_to(args: &mut FieldTable, queue: &str) {
     args.insert(ShortString::from("x-overflow"), long("reject-publish"));
 }
 
-async fn declare(channel: &Channel, name: &str, args: FieldTable) -> Result<(), lapin::Error> {
+pub(super) async fn declare(channel: &Channel, name: &str, args: FieldTable) -> Result<(), lapin::Error> {
     let durable = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()

@@ -19,13 +19,13 @@ use super::*;
 
 fn settings() -> MediaSettings {
     MediaSettings {
-        probe: true,
         connect_timeout_ms: 1_000,
         timeout_ms: 3_000,
         max_redirects: 3,
         per_host_concurrency: 4,
         allow_loopback: true,
         allow_private: false,
+        ..shared::config::Settings::defaults().media
     }
 }
 

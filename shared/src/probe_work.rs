@@ -1,0 +1,87 @@
+//! What travels on the probe queue: the media probes a batch of stored calls needs,
+//! `{"version": "1", "probes": [{...}, ...]}`, one message for many probes so that probing
+//! costs the broker a publish per batch of calls, not per call.
+//!
+//! A probe names its call by (integration, `uid`) and the `media_url` it checks: its result
+//! is written only while the call still has that URL, so a probe can be done twice, late or
+//! after the call changed without harm.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    pub integration_id: Uuid,
+    pub uid: String,
+    pub media_url: String,
+    /// When the calls stage committed the call (or a reprobe was asked for): the probe
+    /// stage's lag is measured from it.
+    #[serde(with = "crate::domain::wire_time")]
+    pub stored_at: DateTime<Utc>,
+    /// Probes already made of this URL that found it not yet reachable (404, timeout, ...).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Times it was put off because its host already had as much waiting as it can serve.
+    #[serde(default)]
+    pub deferrals: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeWork {
+    pub version: Version,
+    pub probes: Vec<Probe>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Version {
+    #[serde(rename = "1")]
+    V1,
+}
+
+impl ProbeWork {
+    pub fn new(probes: Vec<Probe>) -> Self {
+        Self {
+            version: Version::V1,
+            probes,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        sonic_rs::to_vec(self).expect("probe work always serialises")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, sonic_rs::Error> {
+        sonic_rs::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_work_round_trips_and_reads_probes_without_counters() {
+        let work = ProbeWork::new(vec![Probe {
+            integration_id: Uuid::now_v7(),
+            uid: "a\"b".into(),
+            media_url: "https://rec.example/1.wav".into(),
+            stored_at: Utc::now(),
+            attempts: 2,
+            deferrals: 1,
+        }]);
+        assert_eq!(ProbeWork::from_bytes(&work.to_bytes()).unwrap(), work);
+
+        let bare = format!(
+            r#"{{"version":"1","probes":[{{"integration_id":"{}","uid":"u","media_url":"http://x/","stored_at":"2026-12-03T10:00:00.000000Z"}}]}}"#,
+            Uuid::nil()
+        );
+        let read = ProbeWork::from_bytes(bare.as_bytes()).unwrap();
+        assert_eq!((read.probes[0].attempts, read.probes[0].deferrals), (0, 0));
+    }
+
+    #[test]
+    fn an_unknown_version_is_refused() {
+        assert!(ProbeWork::from_bytes(br#"{"version":"2","probes":[]}"#).is_err());
+    }
+}
