@@ -24,8 +24,7 @@ use shared::domain::FieldType;
 use shared::message::{CallEnvelope, CallMessage};
 use sqlx::PgPool;
 use uuid::Uuid;
-use worker::media::MediaStatus;
-use worker::store::Ready;
+use worker::calls::store::Ready;
 
 use crate::fixture::{Fixture, Operator};
 use crate::report::Rate;
@@ -185,7 +184,7 @@ pub async fn consume(broker: &BrokerSettings, n: usize) -> anyhow::Result<Rate> 
 }
 
 /// Upserts one row per envelope into `calls` with the worker's own statement
-/// (`worker::store::upsert_calls`), timed alone: no decoding, probing, clients or notes.
+/// (`worker::calls::store::upsert_calls`), timed alone: no decoding, probing, clients or notes.
 pub async fn upsert(
     pool: &PgPool,
     envelopes: &[CallEnvelope],
@@ -205,7 +204,7 @@ pub async fn upsert(
     let sessions = (0..UPSERT_SESSIONS).map(|_| async {
         let mut conn = pool.acquire().await.context("raw upsert: connect")?;
         while let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
-            worker::store::upsert_calls(&mut conn, batch, &no_clients)
+            worker::calls::store::upsert_calls(&mut conn, batch, &no_clients)
                 .await
                 .context("raw upsert")?;
         }
@@ -217,7 +216,7 @@ pub async fn upsert(
     Ok(Rate::new(envelopes.len(), started.elapsed()))
 }
 
-/// A row as the worker would write it after a successful probe of the media server.
+/// A row as the worker's calls stage writes it (media pending until probed).
 /// `client_id` stays empty: the clients table is not what this measures.
 fn ready<'a>(
     envelope: &'a CallEnvelope,
@@ -233,15 +232,6 @@ fn ready<'a>(
         operator: worker::operators::Operator {
             user_id: operator.user_id,
             department_id: operator.department_id,
-        },
-        media: MediaStatus {
-            reachable: true,
-            http_status: Some(200),
-            content_type: Some("audio/wav".into()),
-            content_length: Some(1234),
-            checked_at: Utc::now(),
-            insecure: call.media_url.url().scheme() == "http",
-            error: None,
         },
     })
 }

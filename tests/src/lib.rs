@@ -70,7 +70,7 @@ pub struct TestEnv {
     worker_stop: Option<oneshot::Sender<()>>,
     worker_task: Option<tokio::task::JoinHandle<()>>,
     worker_port: Option<u16>,
-    inspector: Option<worker::handler::Inspector>,
+    inspector: Option<worker::calls::handler::Inspector>,
 }
 
 /// An integration of a fresh organisation, with `operator@email.com` bound and active in
@@ -86,7 +86,7 @@ pub struct Options {
     pub worker: bool,
     pub customize: Box<dyn FnOnce(&mut Settings) + Send>,
     /// Sees every message the in-process workers decode, before they handle it.
-    pub inspector: Option<worker::handler::Inspector>,
+    pub inspector: Option<worker::calls::handler::Inspector>,
 }
 
 impl Default for Options {

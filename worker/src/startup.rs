@@ -4,25 +4,34 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::broker::Publisher;
-use shared::config::Settings;
+use shared::broker::{ProbeTopology, Publisher};
+use shared::config::{Settings, Stage};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::auto_replay::AutoReplay;
-use crate::consumer::{Batching, Consumer, Settler};
-use crate::handler::{Handler, Inspector};
+use crate::calls::handler::{Handler, Inspector};
+use crate::calls::lane::Batching;
+use crate::calls::settle::Settler;
+use crate::calls::CallsStage;
 use crate::media::MediaProber;
 use crate::metrics::Metrics;
 use crate::operators::Operators;
+use crate::probes::results::Results;
+use crate::probes::ProbeStage;
 use crate::retry::Retrier;
+use crate::session::Stop;
 
 pub struct Worker {
-    consumer: Consumer,
+    calls: Option<CallsStage>,
+    probes: Option<ProbeStage>,
     auto_replay: Option<AutoReplay>,
     listener: TcpListener,
     metrics: Metrics,
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("worker.stages is empty: name \"calls\", \"probes\" or both")]
+struct NoStages;
 
 impl Worker {
     /// Binds the metrics address first (port 0 works), so tests know the port.
@@ -35,50 +44,77 @@ impl Worker {
         settings: &Settings,
         inspector: Option<Inspector>,
     ) -> anyhow::Result<Self> {
+        let stages = &settings.worker.stages;
+        if stages.is_empty() {
+            return Err(NoStages.into());
+        }
         let pool = shared::store::pool(&settings.database)?;
-        let prober = settings
-            .media
-            .probe
-            .then(|| MediaProber::new(&settings.media))
-            .transpose()?;
         let metrics = Metrics::default();
+        let publisher = Publisher::new(settings.broker.clone(), "worker-publisher");
+        let probe_topology = ProbeTopology::new(&settings.broker.queue_prefix, &settings.media);
         let operators = Operators::new(
             pool.clone(),
             Duration::from_millis(settings.worker.operator_cache_ttl_ms),
         );
-        let publisher = Publisher::new(settings.broker.clone(), "worker-publisher");
-        let auto_replay = (settings.worker.auto_replay_interval_ms > 0).then(|| AutoReplay {
-            pool: pool.clone(),
-            publisher: publisher.clone(),
-            metrics: metrics.clone(),
-            operators: operators.clone(),
-            interval: settings.worker.auto_replay_interval(),
-            batch: settings.worker.replay_batch.max(1),
-        });
-        let settler = Settler {
-            handler: Handler {
-                pool,
-                prober,
-                operators,
+        let calls_stage = stages.contains(&Stage::Calls);
+        let auto_replay =
+            (calls_stage && settings.worker.auto_replay_interval_ms > 0).then(|| AutoReplay {
+                pool: pool.clone(),
+                publisher: publisher.clone(),
                 metrics: metrics.clone(),
-                inspector,
+                operators: operators.clone(),
+                interval: settings.worker.auto_replay_interval(),
+                batch: settings.worker.replay_batch.max(1),
+            });
+        let calls = calls_stage.then(|| CallsStage {
+            broker: settings.broker.clone(),
+            probe_topology: probe_topology.clone(),
+            batching: Batching {
+                lanes: settings.worker.lanes,
+                prefetch: settings.worker.prefetch,
+                size: settings.worker.batch_size.max(1),
+                wait: Duration::from_millis(settings.worker.batch_wait_ms),
             },
-            retrier: Retrier::new(publisher.clone()),
-            publisher,
-            metrics: metrics.clone(),
-            delivery_limit: settings.broker.delivery_limit,
+            settler: Arc::new(Settler {
+                handler: Handler {
+                    pool: pool.clone(),
+                    probe_media: settings.media.probe,
+                    operators,
+                    metrics: metrics.clone(),
+                    inspector,
+                },
+                retrier: Retrier::new(publisher.clone()),
+                publisher: publisher.clone(),
+                probe_queue: probe_topology.work_queue.clone(),
+                metrics: metrics.clone(),
+                delivery_limit: settings.broker.delivery_limit,
+            }),
+        });
+        let probes = if stages.contains(&Stage::Probes) {
+            let media = &settings.media;
+            Some(ProbeStage {
+                broker: settings.broker.clone(),
+                prefetch: media.prefetch.max(1),
+                max_deferrals: media.max_deferrals,
+                prober: MediaProber::new(media)?,
+                results: Results {
+                    pool,
+                    publisher,
+                    retry_queues: probe_topology.retry_queues.clone(),
+                    defer_queue: probe_topology.defer_queue.name.clone(),
+                    batch: media.result_batch.max(1),
+                    wait: media.result_wait(),
+                    metrics: metrics.clone(),
+                },
+                topology: probe_topology,
+                metrics: metrics.clone(),
+            })
+        } else {
+            None
         };
         Ok(Self {
-            consumer: Consumer {
-                broker: settings.broker.clone(),
-                batching: Batching {
-                    lanes: settings.worker.lanes,
-                    prefetch: settings.worker.prefetch,
-                    size: settings.worker.batch_size.max(1),
-                    wait: Duration::from_millis(settings.worker.batch_wait_ms),
-                },
-                settler: Arc::new(settler),
-            },
+            calls,
+            probes,
             auto_replay,
             listener: TcpListener::bind(settings.worker.listen).await?,
             metrics,
@@ -93,37 +129,28 @@ impl Worker {
             .unwrap_or_default()
     }
 
+    /// Runs the stages until `shutdown`, then lets each finish and settle what it holds.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = move || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }
-        };
+        let (stop, stopped) = Stop::new();
         let http = axum::serve(self.listener, crate::http::router(self.metrics))
-            .with_graceful_shutdown(until_stopped());
-        let http = tokio::spawn(async move {
+            .with_graceful_shutdown(stopped.clone().wait());
+        let mut running = tokio::task::JoinSet::new();
+        running.spawn(async move {
             if let Err(e) = http.await {
                 tracing::error!(error = %e, "metrics server failed");
             }
         });
-        let replay = self
-            .auto_replay
-            .map(|auto| tokio::spawn(auto.run_until_stopped(until_stopped())));
-        let consuming = self.consumer.run_until_stopped(until_stopped());
-        tokio::pin!(consuming);
-        tokio::select! {
-            _ = &mut consuming => {}
-            _ = shutdown => {
-                let _ = stop.send(true);
-                consuming.await;
-            }
+        if let Some(auto) = self.auto_replay {
+            running.spawn(auto.run_until_stopped(stopped.clone().wait()));
         }
+        if let Some(calls) = self.calls {
+            running.spawn(calls.run_until_stopped(stopped.clone()));
+        }
+        if let Some(probes) = self.probes {
+            running.spawn(probes.run_until_stopped(stopped.clone()));
+        }
+        shutdown.await;
         let _ = stop.send(true);
-        let _ = http.await;
-        if let Some(replay) = replay {
-            let _ = replay.await;
-        }
+        while running.join_next().await.is_some() {}
     }
 }

@@ -1,6 +1,9 @@
-//! Checks that a call's `media_url` can be fetched, without downloading it and without letting
-//! a customer-supplied URL reach our own network.
+//! Checks that a call's `media_url` can be fetched, without downloading it, without letting
+//! a customer-supplied URL reach our own network, and without letting one host's trouble
+//! cost the others: slots per host and in all, one deadline per probe that includes its wait
+//! for them, and a circuit breaker per host.
 
+mod circuit;
 mod guard;
 mod limit;
 mod probe;
@@ -9,18 +12,41 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use shared::config::MediaSettings;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use url::Url;
 
+use circuit::{Admission, Circuits, Health};
 use guard::{Guard, GuardedResolver};
 use limit::HostLimiter;
 
-/// What a probe found, stored with the call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The error recorded for a probe not made because its host's circuit is open.
+pub const CIRCUIT_OPEN: &str = "circuit open";
+
+/// The `media_status` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaState {
+    Reachable,
+    Unreachable,
+    /// The address guard would not let the probe connect: final, whatever the retries.
+    Refused,
+}
+
+impl MediaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reachable => "reachable",
+            Self::Unreachable => "unreachable",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// What a probe found, written back to the call.
+#[derive(Debug, Clone, PartialEq)]
 pub struct MediaStatus {
-    pub reachable: bool,
+    pub state: MediaState,
     /// The final status, after redirects.
     pub http_status: Option<u16>,
     /// Only when reachable: otherwise it would describe an error page.
@@ -32,41 +58,71 @@ pub struct MediaStatus {
     /// Plain `http://` (the URL or where it redirects): a player on an https page will not
     /// play it.
     pub insecure: bool,
-    /// A short reason when not reachable ("timeout", "http status 404", "blocked: ...").
+    /// A short reason when not reachable ("timeout", "http status 404", "blocked: ...",
+    /// "circuit open").
     pub error: Option<String>,
+    /// A later probe may find what this one did not (a recording not uploaded yet, a host
+    /// that is down for now).
+    pub retriable: bool,
 }
 
 impl MediaStatus {
-    /// The status recorded when probing is turned off.
-    pub fn skipped(url: &Url) -> Self {
+    fn unreachable(url: &Url, reason: impl Into<String>, retriable: bool) -> Self {
         Self {
-            reachable: false,
+            state: MediaState::Unreachable,
             http_status: None,
             content_type: None,
             content_length: None,
             checked_at: Utc::now(),
             insecure: url.scheme() == "http",
-            error: Some("not probed".to_owned()),
+            error: Some(reason.into()),
+            retriable,
+        }
+    }
+
+    /// What is recorded when probing `media_url` panicked: final, a bug to look at.
+    pub fn crashed(media_url: &str) -> Self {
+        Self {
+            insecure: media_url.starts_with("http:"),
+            ..Self::unreachable(
+                &Url::parse("invalid:").expect("a valid URL"),
+                "probe failed",
+                false,
+            )
         }
     }
 
     fn refused(url: &Url, reason: String) -> Self {
         Self {
-            error: Some(reason),
-            ..Self::skipped(url)
+            state: MediaState::Refused,
+            ..Self::unreachable(url, reason, false)
         }
     }
+}
+
+/// The outcome of asking for a probe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probed {
+    /// `network`: how long the requests took, when any were made.
+    Found {
+        status: MediaStatus,
+        network: Option<Duration>,
+    },
+    /// The host already has as many probes waiting as it can serve: try again later.
+    Deferred,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     #[error("media.per_host_concurrency must be between 1 and {max}, got {got}")]
     PerHostConcurrency { got: usize, max: usize },
+    #[error("media.max_in_flight must be between 1 and {max}, got {got}")]
+    MaxInFlight { got: usize, max: usize },
     #[error("cannot build the media HTTP client")]
     Client(#[source] reqwest::Error),
 }
 
-/// Probes media URLs. Cheap to clone: clones share the client and the per-host limits.
+/// Probes media URLs. Cheap to clone: clones share the client, the slots and the circuits.
 #[derive(Debug, Clone)]
 pub struct MediaProber {
     inner: Arc<Inner>,
@@ -78,15 +134,21 @@ struct Inner {
     guard: Guard,
     timeout: Duration,
     hosts: HostLimiter,
+    slots: Semaphore,
+    circuits: Circuits,
 }
 
 impl MediaProber {
     pub fn new(settings: &MediaSettings) -> Result<Self, MediaError> {
-        let per_host = settings.per_host_concurrency;
-        if !(1..=Semaphore::MAX_PERMITS).contains(&per_host) {
-            return Err(MediaError::PerHostConcurrency {
-                got: per_host,
-                max: Semaphore::MAX_PERMITS,
+        let (per_host, max_in_flight) = (settings.per_host_concurrency, settings.max_in_flight);
+        let max = Semaphore::MAX_PERMITS;
+        if !(1..=max).contains(&per_host) {
+            return Err(MediaError::PerHostConcurrency { got: per_host, max });
+        }
+        if !(1..=max).contains(&max_in_flight) {
+            return Err(MediaError::MaxInFlight {
+                got: max_in_flight,
+                max,
             });
         }
         let guard = Guard::new(settings);
@@ -103,33 +165,94 @@ impl MediaProber {
                 client,
                 guard,
                 timeout: settings.timeout(),
-                hosts: HostLimiter::new(per_host),
+                hosts: HostLimiter::new(per_host, settings.host_backlog),
+                slots: Semaphore::new(max_in_flight),
+                circuits: Circuits::new(
+                    settings.circuit_failures,
+                    settings.circuit_cooldown(),
+                    settings.circuit_cooldown_max(),
+                ),
             }),
         })
     }
 
-    /// Never fails: every outcome is recorded in the status.
-    #[tracing::instrument(skip_all, fields(host = url.host_str()))]
-    pub async fn probe(&self, url: &Url) -> MediaStatus {
-        let inner = &self.inner;
+    /// Probes `media_url` within `media.timeout_ms` from now, slots included. With
+    /// `may_defer`, a probe whose host already has its line full is not made but deferred.
+    #[tracing::instrument(skip_all)]
+    pub async fn probe(&self, media_url: &str, may_defer: bool) -> Probed {
+        let inner = &*self.inner;
+        let deadline = Instant::now() + inner.timeout;
+        let found = |status| Probed::Found {
+            status,
+            network: None,
+        };
+        let url = match Url::parse(media_url) {
+            Ok(url) => url,
+            // The gateway accepts only absolute http(s) URLs: this is a message from elsewhere.
+            Err(_) => {
+                let fallback = Url::parse("invalid:").expect("a valid URL");
+                return found(MediaStatus::unreachable(
+                    &fallback,
+                    "unsupported url",
+                    false,
+                ));
+            }
+        };
         // Checked before taking a slot: a refusal needs no network and should not wait.
-        if let Err(refused) = inner.guard.check_url(url) {
-            tracing::debug!(%refused, "media url refused");
-            return MediaStatus::refused(url, refused.to_string());
+        if let Err(refused) = inner.guard.check_url(&url) {
+            return found(MediaStatus::refused(&url, refused.to_string()));
         }
-        let _slot = inner
-            .hosts
-            .acquire(url.host_str().unwrap_or_default())
-            .await;
-        let status = probe::run(&inner.client, url, inner.timeout).await;
+        let host = host_key(&url);
+        let admission = inner.circuits.admit(&host);
+        if admission == Admission::Open {
+            return found(MediaStatus::unreachable(&url, CIRCUIT_OPEN, true));
+        }
+        let Some(in_line) = inner.hosts.join(&host, may_defer) else {
+            inner.circuits.record(&host, admission, Health::Unknown);
+            return Probed::Deferred;
+        };
+        let slots = async {
+            let any = inner.slots.acquire().await.ok();
+            let own = in_line.slot().await;
+            (any, own)
+        };
+        let Ok(_slots) = tokio::time::timeout_at(deadline, slots).await else {
+            inner.circuits.record(&host, admission, Health::Unknown);
+            return found(MediaStatus::unreachable(
+                &url,
+                "timeout waiting for a probe slot",
+                true,
+            ));
+        };
+        let started = Instant::now();
+        let (status, health) = probe::run(&inner.client, &url, deadline).await;
+        inner.circuits.record(&host, admission, health);
         tracing::debug!(
-            reachable = status.reachable,
+            host,
+            state = status.state.as_str(),
             http_status = status.http_status,
             error = status.error.as_deref(),
             "media probed"
         );
-        status
+        Probed::Found {
+            status,
+            network: Some(started.elapsed()),
+        }
     }
+
+    /// Hosts whose circuit is open now.
+    pub fn open_circuits(&self) -> usize {
+        self.inner.circuits.open()
+    }
+}
+
+/// Ports count: two servers on one machine are two hosts to their owners.
+fn host_key(url: &Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or_default()
+    )
 }
 
 #[cfg(test)]

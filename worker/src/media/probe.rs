@@ -1,16 +1,15 @@
 //! One probe: HEAD, falling back to a one-byte ranged GET, turned into a [`MediaStatus`].
 
-use std::error::Error as StdError;
-use std::io;
-use std::time::Duration;
-
 use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use reqwest::{redirect, Client, Response, StatusCode};
+use std::error::Error as StdError;
+use std::io;
 use tokio::time::Instant;
 use url::Url;
 
+use super::circuit::Health;
 use super::guard::{Blocked, Guard};
-use super::MediaStatus;
+use super::{MediaState, MediaStatus};
 
 #[derive(Debug, thiserror::Error)]
 #[error("too many redirects")]
@@ -31,31 +30,40 @@ pub(super) fn redirect_policy(guard: Guard, max: usize) -> redirect::Policy {
     })
 }
 
-pub(super) async fn run(client: &Client, url: &Url, timeout: Duration) -> MediaStatus {
+/// Never fails: every outcome is a status. Also says what the probe learnt of the host, for
+/// its circuit breaker.
+pub(super) async fn run(client: &Client, url: &Url, deadline: Instant) -> (MediaStatus, Health) {
     let insecure = url.scheme() == "http";
-    match fetch(client, url, Instant::now() + timeout).await {
+    match fetch(client, url, deadline).await {
         Ok(found) => {
+            let code = found.status.as_u16();
             let reachable = found.status.is_success();
-            MediaStatus {
-                reachable,
-                http_status: Some(found.status.as_u16()),
+            let status = MediaStatus {
+                state: if reachable {
+                    MediaState::Reachable
+                } else {
+                    MediaState::Unreachable
+                },
+                http_status: Some(code),
                 // For an error status these would describe the error page, not the media.
                 content_type: found.content_type.filter(|_| reachable),
                 content_length: found.content_length.filter(|_| reachable),
                 checked_at: chrono::Utc::now(),
                 insecure: insecure || found.redirected_to_http,
-                error: (!reachable).then(|| format!("http status {}", found.status.as_u16())),
-            }
+                error: (!reachable).then(|| format!("http status {code}")),
+                // Not there yet, or the server is struggling: a later probe may find it.
+                retriable: matches!(code, 404 | 408 | 410 | 425 | 429 | 500..=599),
+            };
+            (status, Health::Answered)
         }
-        Err(err) => MediaStatus {
-            reachable: false,
-            http_status: None,
-            content_type: None,
-            content_length: None,
-            checked_at: chrono::Utc::now(),
-            insecure,
-            error: Some(describe(&err)),
-        },
+        Err(err) => {
+            let (reason, retriable, health) = describe(&err);
+            let mut status = MediaStatus::unreachable(url, reason, retriable);
+            if find_source::<Blocked>(&err).is_some() {
+                status.state = MediaState::Refused;
+            }
+            (status, health)
+        }
     }
 }
 
@@ -130,29 +138,30 @@ fn parse_length(value: &str) -> Option<i64> {
     value.trim().parse::<u64>().ok()?.try_into().ok()
 }
 
-/// A short reason for the stored status. Never the error's `Display`: it carries the URL, and
-/// presigned URLs carry credentials in their query.
-fn describe(err: &reqwest::Error) -> String {
+/// A short reason for the stored status, whether a later probe may do better, and what it
+/// says of the host. Never the error's `Display`: it carries the URL, and presigned URLs carry
+/// credentials in their query.
+fn describe(err: &reqwest::Error) -> (String, bool, Health) {
     if let Some(refused) = find_source::<Blocked>(err) {
-        return refused.to_string();
+        return (refused.to_string(), false, Health::Unknown);
     }
-    let reason = if find_source::<TooManyRedirects>(err).is_some() {
-        "too many redirects"
+    let (reason, retriable, health) = if find_source::<TooManyRedirects>(err).is_some() {
+        ("too many redirects", false, Health::Answered)
     } else if err.is_timeout() {
-        "timeout"
+        ("timeout", true, Health::Failed)
     } else if err.is_dns() {
-        "dns lookup failed"
+        ("dns lookup failed", true, Health::Failed)
     } else if err.is_connect() {
         match find_source::<io::Error>(err).map(io::Error::kind) {
-            Some(io::ErrorKind::ConnectionRefused) => "connection refused",
-            _ => "connection failed",
+            Some(io::ErrorKind::ConnectionRefused) => ("connection refused", true, Health::Failed),
+            _ => ("connection failed", true, Health::Failed),
         }
     } else if err.is_builder() {
-        "unsupported url"
+        ("unsupported url", false, Health::Unknown)
     } else {
-        "request failed"
+        ("request failed", true, Health::Failed)
     };
-    reason.to_owned()
+    (reason.to_owned(), retriable, health)
 }
 
 fn find_source<'a, E: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a E> {

@@ -45,8 +45,22 @@ fn url(text: &str) -> Url {
 async fn probe_with(settings: &MediaSettings, target: &Url) -> MediaStatus {
     MediaProber::new(settings)
         .expect("prober builds")
-        .probe(target)
+        .probe(target.as_str(), false)
         .await
+        .status()
+}
+
+impl Probed {
+    fn status(self) -> MediaStatus {
+        match self {
+            Probed::Found { status, .. } => status,
+            Probed::Deferred => panic!("deferred, though not allowed to be"),
+        }
+    }
+}
+
+fn reachable(status: &MediaStatus) -> bool {
+    status.state == MediaState::Reachable
 }
 
 /// A port nothing listens on: bound, then released.
@@ -78,7 +92,7 @@ async fn head_200_reports_type_and_length() {
 
     let status = probe_with(&settings(), &url(&format!("http://{addr}/call.wav"))).await;
 
-    assert!(status.reachable, "{status:?}");
+    assert!(reachable(&status), "{status:?}");
     assert_eq!(status.http_status, Some(200));
     assert_eq!(status.content_type.as_deref(), Some("audio/wav"));
     assert_eq!(status.content_length, Some(1234));
@@ -119,7 +133,7 @@ async fn refused_head_falls_back_to_a_ranged_get() {
 
         let status = probe_with(&settings(), &url(&format!("http://{addr}/call.mp3"))).await;
 
-        assert!(status.reachable, "{head_status}: {status:?}");
+        assert!(reachable(&status), "{head_status}: {status:?}");
         assert_eq!(status.http_status, Some(206));
         assert_eq!(status.content_type.as_deref(), Some("audio/mpeg"));
         assert_eq!(status.content_length, Some(5000), "{head_status}");
@@ -154,7 +168,7 @@ async fn ranged_get_answered_200_takes_content_length_without_reading_the_body()
     )
     .await;
 
-    assert!(status.reachable, "{status:?}");
+    assert!(reachable(&status), "{status:?}");
     assert_eq!(status.http_status, Some(200));
     assert_eq!(status.content_length, Some(10_000_000));
 }
@@ -165,7 +179,7 @@ async fn missing_file_is_not_reachable() {
 
     let status = probe_with(&settings(), &url(&format!("http://{addr}/gone.wav"))).await;
 
-    assert!(!status.reachable);
+    assert!(!reachable(&status));
     assert_eq!(status.http_status, Some(404));
     assert_eq!(status.error.as_deref(), Some("http status 404"));
     assert_eq!(status.content_length, None);
@@ -192,7 +206,7 @@ async fn slow_server_times_out() {
     )
     .await;
 
-    assert!(!status.reachable);
+    assert!(!reachable(&status));
     assert_eq!(status.http_status, None);
     assert_eq!(status.error.as_deref(), Some("timeout"));
     assert!(
@@ -208,7 +222,7 @@ async fn closed_port_is_connection_refused() {
 
     let status = probe_with(&settings(), &url(&format!("http://127.0.0.1:{port}/a.wav"))).await;
 
-    assert!(!status.reachable);
+    assert!(!reachable(&status));
     assert_eq!(status.error.as_deref(), Some("connection refused"));
     assert!(status.insecure);
 }
@@ -224,7 +238,7 @@ async fn https_url_is_not_flagged_insecure() {
     .await;
 
     assert!(!status.insecure);
-    assert!(!status.reachable);
+    assert!(!reachable(&status));
     assert_eq!(status.error.as_deref(), Some("connection refused"));
 }
 
@@ -238,7 +252,7 @@ async fn loopback_literal_is_refused_unless_allowed() {
 
     let status = probe_with(&strict, &url(&format!("http://{addr}/a.wav"))).await;
 
-    assert!(!status.reachable);
+    assert!(!reachable(&status));
     assert_eq!(
         status.error.as_deref(),
         Some("blocked: loopback address 127.0.0.1 not allowed")
@@ -260,13 +274,13 @@ async fn localhost_is_refused_by_the_resolver_unless_loopback_is_allowed() {
         &target,
     )
     .await;
-    assert!(!refused.reachable);
+    assert!(!reachable(&refused));
     let reason = refused.error.unwrap_or_default();
     assert!(reason.starts_with("blocked: loopback address"), "{reason}");
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 
     let allowed = probe_with(&settings(), &target).await;
-    assert!(allowed.reachable, "{allowed:?}");
+    assert!(reachable(&allowed), "{allowed:?}");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
 
@@ -294,7 +308,7 @@ async fn redirect_to_a_private_literal_is_refused_before_connecting() {
 
         let status = probe_with(&settings(), &url(&format!("http://{addr}/moved.wav"))).await;
 
-        assert!(!status.reachable, "{target}");
+        assert!(!reachable(&status), "{target}");
         assert_eq!(status.http_status, None, "{target}");
         assert_eq!(status.error.as_deref(), Some(reason));
     }
@@ -317,7 +331,7 @@ async fn redirects_are_followed_to_the_final_answer() {
 
     let status = probe_with(&settings(), &url(&format!("http://{addr}/old.wav"))).await;
 
-    assert!(status.reachable, "{status:?}");
+    assert!(reachable(&status), "{status:?}");
     assert_eq!(status.http_status, Some(200));
     assert_eq!(status.content_length, Some(42));
 }
@@ -346,7 +360,7 @@ async fn redirect_loop_stops_after_max_redirects() {
     )
     .await;
 
-    assert!(!status.reachable);
+    assert!(!reachable(&status));
     assert_eq!(status.error.as_deref(), Some("too many redirects"));
     // The original request and the two redirects followed.
     assert_eq!(hits.load(Ordering::SeqCst), 3);
@@ -356,7 +370,7 @@ async fn redirect_loop_stops_after_max_redirects() {
 async fn non_http_scheme_is_not_fetched() {
     let status = probe_with(&settings(), &url("ftp://127.0.0.1/a.wav")).await;
 
-    assert!(!status.reachable);
+    assert!(!reachable(&status));
     assert_eq!(status.error.as_deref(), Some("unsupported url"));
 }
 
@@ -389,21 +403,15 @@ async fn probes_to_one_host_are_limited() {
     .expect("prober builds");
     let target = url(&format!("http://{addr}/a.wav"));
 
-    let statuses = futures_util::future::join_all((0..6).map(|_| prober.probe(&target))).await;
+    let statuses =
+        futures_util::future::join_all((0..6).map(|_| prober.probe(target.as_str(), false))).await;
 
-    assert!(statuses.iter().all(|status| status.reachable));
+    assert!(statuses
+        .into_iter()
+        .all(|probed| reachable(&probed.status())));
     let max_seen = load.max_seen.load(Ordering::SeqCst);
     assert!(max_seen <= 2, "{max_seen} probes in flight");
     assert_eq!(max_seen, 2, "the limit should still allow two at once");
-}
-
-#[test]
-fn skipped_status_records_why() {
-    let status = MediaStatus::skipped(&url("http://media.example.com/a.wav"));
-
-    assert!(!status.reachable);
-    assert!(status.insecure);
-    assert_eq!(status.error.as_deref(), Some("not probed"));
 }
 
 #[test]

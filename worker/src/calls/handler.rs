@@ -1,26 +1,26 @@
-//! What happens to a batch of messages: decode, resolve the operators (one query), probe the
-//! media (concurrently), and write everything in one transaction; or set a message aside
-//! with its reason. Returns, per message, what the consumer must tell the broker, which is
-//! told only after Postgres has committed whatever the message led to.
+//! What happens to a batch of messages: decode, resolve the operators (one query), and write
+//! everything in one transaction; or set a message aside with its reason. Returns, per
+//! message, what the consumer must tell the broker, which is told only after Postgres has
+//! committed whatever the message led to, and the media probes the stored calls need.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use futures_util::future::{join_all, BoxFuture, FutureExt};
+use futures_util::future::{BoxFuture, FutureExt};
 use serde_json::Value;
 use shared::domain::CallKey;
 use shared::message::{self, CallMessage};
 use shared::metrics::label;
+use shared::probe_work::Probe;
 use shared::store::dead_letters::{NewDeadLetter, Reason};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::store::{self, Ready};
 use crate::failure;
-use crate::media::{MediaProber, MediaStatus};
 use crate::metrics::Metrics;
 use crate::operators::{OperatorKey, Operators, Resolution};
-use crate::store::{self, Ready};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -32,6 +32,12 @@ pub enum Outcome {
     Panicked(String),
 }
 
+/// A batch's outcomes, one per payload in order, and the probes of what it stored.
+pub struct Handled {
+    pub outcomes: Vec<Outcome>,
+    pub probes: Vec<Probe>,
+}
+
 /// Sees each decoded message before it is handled. The seam through which tests make the
 /// handler panic on a chosen call, as a bug would.
 pub type Inspector = Arc<dyn Fn(&CallMessage) + Send + Sync>;
@@ -39,7 +45,8 @@ pub type Inspector = Arc<dyn Fn(&CallMessage) + Send + Sync>;
 #[derive(Clone)]
 pub struct Handler {
     pub pool: PgPool,
-    pub prober: Option<MediaProber>,
+    /// `media.probe`: whether stored calls get their media probed.
+    pub probe_media: bool,
     pub operators: Operators,
     pub metrics: Metrics,
     pub inspector: Option<Inspector>,
@@ -52,8 +59,7 @@ struct Decoded {
 }
 
 impl Handler {
-    /// One outcome per payload, in order.
-    pub fn handle_batch<'a>(&'a self, payloads: &'a [&'a [u8]]) -> BoxFuture<'a, Vec<Outcome>> {
+    pub fn handle_batch<'a>(&'a self, payloads: &'a [&'a [u8]]) -> BoxFuture<'a, Handled> {
         // Boxed: a batch the database refuses is handled again one message at a time.
         async move {
             let mut outcomes = vec![Outcome::Done; payloads.len()];
@@ -70,7 +76,7 @@ impl Handler {
                 }
             }
             match self.write(&decoded, letters).await {
-                Ok(()) => outcomes,
+                Ok(probes) => Handled { outcomes, probes },
                 Err(error) => self.failed(payloads, outcomes, error).await,
             }
         }
@@ -95,7 +101,7 @@ impl Handler {
         &self,
         decoded: &[Decoded],
         mut letters: Vec<NewDeadLetter>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<Vec<Probe>, sqlx::Error> {
         let keys: Vec<OperatorKey> = decoded
             .iter()
             .map(|d| {
@@ -124,15 +130,12 @@ impl Handler {
                 )),
             }
         }
-        let media = join_all(attributed.iter().map(|(d, _)| self.probe(&d.message))).await;
         let ready: Vec<Ready> = attributed
             .iter()
-            .zip(media)
-            .map(|((d, operator), media)| Ready {
+            .map(|(d, operator)| Ready {
                 envelope: d.message.envelope(),
                 key: d.key.clone(),
                 operator: *operator,
-                media,
             })
             .collect();
         let mut handled: Vec<Uuid> = decoded
@@ -146,15 +149,26 @@ impl Handler {
         for letter in &letters {
             self.count_dead_letter(letter);
         }
-        Ok(())
+        Ok(self.probes(&ready))
     }
 
-    async fn probe(&self, message: &CallMessage) -> MediaStatus {
-        let url = message.envelope().call.media_url.url();
-        match &self.prober {
-            Some(prober) => prober.probe(url).await,
-            None => MediaStatus::skipped(url),
+    /// One per stored call (a call updated twice in the batch is probed twice: harmless).
+    fn probes(&self, stored: &[Ready]) -> Vec<Probe> {
+        if !self.probe_media {
+            return Vec::new();
         }
+        let stored_at = Utc::now();
+        stored
+            .iter()
+            .map(|r| Probe {
+                integration_id: r.envelope.integration_id,
+                uid: r.key.uid.clone(),
+                media_url: r.envelope.call.media_url.as_str().to_owned(),
+                stored_at,
+                attempts: 0,
+                deferrals: 0,
+            })
+            .collect()
     }
 
     /// The batch's transaction failed: retry all of it later if the failure passes;
@@ -164,7 +178,7 @@ impl Handler {
         payloads: &[&[u8]],
         mut outcomes: Vec<Outcome>,
         error: sqlx::Error,
-    ) -> Vec<Outcome> {
+    ) -> Handled {
         let pending: Vec<usize> = (0..payloads.len())
             .filter(|&i| !matches!(outcomes[i], Outcome::Panicked(_)))
             .collect();
@@ -177,14 +191,20 @@ impl Handler {
                     error: error.to_string(),
                 };
             }
-            return outcomes;
+            return Handled {
+                outcomes,
+                probes: Vec::new(),
+            };
         }
+        let mut probes = Vec::new();
         if pending.len() > 1 {
             tracing::warn!(%error, calls = pending.len(), "the database refused a batch; writing its calls one by one");
             for i in pending {
-                outcomes[i] = self.handle_batch(&payloads[i..=i]).await.remove(0);
+                let mut one = self.handle_batch(&payloads[i..=i]).await;
+                outcomes[i] = one.outcomes.remove(0);
+                probes.append(&mut one.probes);
             }
-            return outcomes;
+            return Handled { outcomes, probes };
         }
         for i in pending {
             tracing::error!(%error, "the database refused the call; setting it aside");
@@ -200,7 +220,7 @@ impl Handler {
                 },
             };
         }
-        outcomes
+        Handled { outcomes, probes }
     }
 
     /// Records the message as a dead letter (whatever of it can be decoded), or each call of

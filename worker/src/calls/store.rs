@@ -16,15 +16,13 @@ use sqlx::types::Json;
 use sqlx::{Encode, PgConnection, PgPool, Postgres, Type};
 use uuid::Uuid;
 
-use crate::media::MediaStatus;
 use crate::operators::Operator;
 
-/// A call ready to be written: decoded, attributed, probed.
+/// A call ready to be written: decoded and attributed.
 pub struct Ready<'a> {
     pub envelope: &'a CallEnvelope,
     pub key: CallKey,
     pub operator: Operator,
-    pub media: MediaStatus,
 }
 
 /// Writes a batch in one transaction: clients and calls upserted with one multi-row
@@ -184,9 +182,11 @@ pub async fn upsert_calls(
     client_ids: &HashMap<ClientKey, Uuid>,
 ) -> Result<(), sqlx::Error> {
     let n = calls.len();
+    // The media columns stay as they are while the URL does; a new URL is 'pending' again
+    // until its own probe, and the results of probes of the old one no longer apply.
     let mut c = Columns::with_capacity(n);
     for r in calls {
-        let (envelope, call, media) = (r.envelope, &r.envelope.call, &r.media);
+        let (envelope, call) = (r.envelope, &r.envelope.call);
         c.id.push(Uuid::now_v7());
         c.integration_id.push(envelope.integration_id);
         c.uid.push(r.key.uid.as_str());
@@ -218,13 +218,8 @@ pub async fn upsert_calls(
         c.custom_fields.push(Jsonb(call.custom_fields.stored()));
         c.transcription
             .push(call.transcription.as_deref().map(Jsonb));
-        c.media_reachable.push(media.reachable);
-        c.media_http_status.push(media.http_status.map(i32::from));
-        c.media_content_type.push(media.content_type.as_deref());
-        c.media_content_length.push(media.content_length);
-        c.media_insecure.push(media.insecure);
-        c.media_error.push(media.error.as_deref());
-        c.media_checked_at.push(media.checked_at);
+        c.media_insecure
+            .push(call.media_url.url().scheme() == "http");
         c.ingest_id.push(envelope.ingest_id);
         c.received_at.push(envelope.received_at);
     }
@@ -232,14 +227,11 @@ pub async fn upsert_calls(
         "INSERT INTO calls (
             id, integration_id, uid, uid_derived, organisation_id, operator_id, user_id, department_id,
             client_id, client, started_at, direction, duration, client_phone_number, phone_call_chain_uid,
-            nps, media_url, custom_fields, transcription, media_reachable, media_http_status,
-            media_content_type, media_content_length, media_insecure, media_error, media_checked_at,
-            ingest_id, received_at)
+            nps, media_url, custom_fields, transcription, media_insecure, ingest_id, received_at)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::uuid[], $6::text[],
                 $7::uuid[], $8::uuid[], $9::uuid[], $10::jsonb[], $11::timestamptz[], $12::text[],
                 $13::float8[], $14::text[], $15::text[], $16::float8[], $17::text[], $18::jsonb[],
-                $19::jsonb[], $20::bool[], $21::int4[], $22::text[], $23::int8[], $24::bool[],
-                $25::text[], $26::timestamptz[], $27::uuid[], $28::timestamptz[])
+                $19::jsonb[], $20::bool[], $21::uuid[], $22::timestamptz[])
          ON CONFLICT (integration_id, uid) DO UPDATE SET
             operator_id = EXCLUDED.operator_id, user_id = EXCLUDED.user_id,
             department_id = EXCLUDED.department_id, client_id = EXCLUDED.client_id,
@@ -247,10 +239,17 @@ pub async fn upsert_calls(
             duration = EXCLUDED.duration, client_phone_number = EXCLUDED.client_phone_number,
             phone_call_chain_uid = EXCLUDED.phone_call_chain_uid, nps = EXCLUDED.nps,
             media_url = EXCLUDED.media_url, custom_fields = EXCLUDED.custom_fields,
-            transcription = EXCLUDED.transcription, media_reachable = EXCLUDED.media_reachable,
-            media_http_status = EXCLUDED.media_http_status, media_content_type = EXCLUDED.media_content_type,
-            media_content_length = EXCLUDED.media_content_length, media_insecure = EXCLUDED.media_insecure,
-            media_error = EXCLUDED.media_error, media_checked_at = EXCLUDED.media_checked_at,
+            transcription = EXCLUDED.transcription,
+            media_status = CASE WHEN calls.media_url = EXCLUDED.media_url THEN calls.media_status ELSE 'pending' END,
+            media_reachable = CASE WHEN calls.media_url = EXCLUDED.media_url THEN calls.media_reachable END,
+            media_http_status = CASE WHEN calls.media_url = EXCLUDED.media_url THEN calls.media_http_status END,
+            media_content_type = CASE WHEN calls.media_url = EXCLUDED.media_url THEN calls.media_content_type END,
+            media_content_length = CASE WHEN calls.media_url = EXCLUDED.media_url THEN calls.media_content_length END,
+            media_insecure = CASE WHEN calls.media_url = EXCLUDED.media_url THEN calls.media_insecure ELSE EXCLUDED.media_insecure END,
+            media_error = CASE WHEN calls.media_url = EXCLUDED.media_url THEN calls.media_error END,
+            media_checked_at = CASE WHEN calls.media_url = EXCLUDED.media_url THEN calls.media_checked_at END,
+            media_probe_attempts = CASE WHEN calls.media_url = EXCLUDED.media_url THEN calls.media_probe_attempts ELSE 0 END,
+            media_next_probe_at = CASE WHEN calls.media_url = EXCLUDED.media_url THEN calls.media_next_probe_at END,
             ingest_id = EXCLUDED.ingest_id, received_at = EXCLUDED.received_at, updated_at = now()
          WHERE (calls.received_at, calls.ingest_id) < (EXCLUDED.received_at, EXCLUDED.ingest_id)",
     )
@@ -273,13 +272,7 @@ pub async fn upsert_calls(
     .bind(c.media_url)
     .bind(c.custom_fields)
     .bind(c.transcription)
-    .bind(c.media_reachable)
-    .bind(c.media_http_status)
-    .bind(c.media_content_type)
-    .bind(c.media_content_length)
     .bind(c.media_insecure)
-    .bind(c.media_error)
-    .bind(c.media_checked_at)
     .bind(c.ingest_id)
     .bind(c.received_at)
     .execute(conn)
@@ -334,13 +327,7 @@ struct Columns<'a> {
     media_url: Vec<&'a str>,
     custom_fields: Vec<Jsonb<StoredFields<'a>>>,
     transcription: Vec<Option<Jsonb<&'a [Phrase]>>>,
-    media_reachable: Vec<bool>,
-    media_http_status: Vec<Option<i32>>,
-    media_content_type: Vec<Option<&'a str>>,
-    media_content_length: Vec<Option<i64>>,
     media_insecure: Vec<bool>,
-    media_error: Vec<Option<&'a str>>,
-    media_checked_at: Vec<DateTime<Utc>>,
     ingest_id: Vec<Uuid>,
     received_at: Vec<DateTime<Utc>>,
 }
@@ -367,13 +354,7 @@ impl Columns<'_> {
             media_url: Vec::with_capacity(n),
             custom_fields: Vec::with_capacity(n),
             transcription: Vec::with_capacity(n),
-            media_reachable: Vec::with_capacity(n),
-            media_http_status: Vec::with_capacity(n),
-            media_content_type: Vec::with_capacity(n),
-            media_content_length: Vec::with_capacity(n),
             media_insecure: Vec::with_capacity(n),
-            media_error: Vec::with_capacity(n),
-            media_checked_at: Vec::with_capacity(n),
             ingest_id: Vec::with_capacity(n),
             received_at: Vec::with_capacity(n),
         }

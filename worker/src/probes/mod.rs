@@ -1,0 +1,156 @@
+//! The probe stage: takes probe work off `<prefix>.probes`, probes each media URL (bounded
+//! per host and in all, behind each host's circuit breaker), and settles the results in
+//! batches (`results.rs`). A delivery holds the probes of one stored batch and is acked once
+//! all of them are settled (`ticket.rs`).
+//!
+//! No host can stall the others: each probe ends by its deadline, and a host that already
+//! has a full line has its excess put off through the defer queue rather than held, so the
+//! unacked deliveries (the prefetch) never fill up with one host's waiting probes.
+
+pub mod results;
+pub mod store;
+pub mod ticket;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::BasicCancelOptions;
+use shared::broker::{self, ProbeTopology};
+use shared::config::BrokerSettings;
+use shared::message;
+use shared::metrics::label;
+use shared::probe_work::ProbeWork;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::media::{MediaProber, MediaStatus, Probed};
+use crate::metrics::Metrics;
+use crate::session::{self, SessionEnd, Stop};
+use results::{Finished, Results};
+use ticket::Ticket;
+
+const DEPTH_SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+pub struct ProbeStage {
+    pub broker: BrokerSettings,
+    pub topology: ProbeTopology,
+    /// Probe-work deliveries held unacked.
+    pub prefetch: u16,
+    /// Deferrals after which a probe waits in its host's line instead.
+    pub max_deferrals: u32,
+    pub prober: MediaProber,
+    pub results: Results,
+    pub metrics: Metrics,
+}
+
+impl ProbeStage {
+    pub async fn run_until_stopped(self, stop: Stop) {
+        session::reconnecting("probes", stop, |stop| self.session(stop)).await;
+    }
+
+    async fn session(&self, stop: Stop) -> SessionEnd {
+        let connection = match broker::connect(&self.broker, "worker-probes").await {
+            Ok(c) => c,
+            Err(e) => return SessionEnd::Lost(e.to_string()),
+        };
+        let setup = async {
+            let channel = connection.create_channel().await?;
+            self.topology.declare(&channel).await?;
+            let consumer =
+                session::consume(&connection, &self.topology.work_queue, self.prefetch).await?;
+            Ok::<_, lapin::Error>((channel, consumer))
+        };
+        let (side_channel, (channel, mut stream)) = match setup.await {
+            Ok(v) => v,
+            Err(e) => return SessionEnd::Lost(e.to_string()),
+        };
+        tracing::info!(queue = %self.topology.work_queue, prefetch = self.prefetch, "consuming probe work");
+
+        let (finished, to_settle) = mpsc::channel(self.results.batch.max(1) * 4);
+        let settling = tokio::spawn(self.results.clone().run(to_settle, stop.clone()));
+        let mut probing = JoinSet::new();
+        let queues = self.topology.queues();
+        let mut depths = tokio::time::interval(DEPTH_SAMPLE_EVERY);
+        let stopping = stop.wait();
+        tokio::pin!(stopping);
+        let end = loop {
+            tokio::select! {
+                _ = &mut stopping => break SessionEnd::Stopped,
+                next = stream.next() => match next {
+                    Some(Ok(delivery)) => self.start(delivery, &finished, &mut probing).await,
+                    Some(Err(e)) => break SessionEnd::Lost(e.to_string()),
+                    None => break SessionEnd::Lost("the broker cancelled the consumer".into()),
+                },
+                _ = depths.tick() => {
+                    session::sample_depths(&side_channel, &queues, &self.metrics).await;
+                    let open = i64::try_from(self.prober.open_circuits()).unwrap_or(i64::MAX);
+                    self.metrics.open_circuits.set(open);
+                }
+                Some(_) = probing.join_next(), if !probing.is_empty() => {}
+            }
+        };
+        let cancel = channel.basic_cancel(stream.tag(), BasicCancelOptions::default());
+        broker::while_stopping("probe consumer cancel", cancel).await;
+        // Probes under way end by their deadline; their results are settled (and acked, if
+        // the channel still lives) before the connection closes. The rest goes back.
+        while probing.join_next().await.is_some() {}
+        drop(finished);
+        let _ = settling.await;
+        broker::close(&connection, "worker stopping").await;
+        end
+    }
+
+    async fn start(
+        &self,
+        delivery: Delivery,
+        finished: &mpsc::Sender<Finished>,
+        probing: &mut JoinSet<()>,
+    ) {
+        let encoding = delivery.properties.content_encoding().as_ref();
+        let work = message::decompress(encoding.map(|e| e.as_str()), &delivery.data)
+            .map_err(|e| e.to_string())
+            .and_then(|body| ProbeWork::from_bytes(&body).map_err(|e| e.to_string()));
+        let work = match work {
+            Ok(work) if !work.probes.is_empty() => work,
+            Ok(_) => return Ticket::new(delivery.acker, 0).ack().await,
+            Err(error) => {
+                // Only workers write probe work: this is a bug or another version's message.
+                // Its calls stay 'pending' and `admin media reprobe` queues them again.
+                tracing::error!(%error, "undecodable probe work; dropped");
+                self.metrics
+                    .probes
+                    .get_or_create(&label("outcome", "undecodable"))
+                    .inc();
+                return Ticket::new(delivery.acker, 0).ack().await;
+            }
+        };
+        let ticket = Arc::new(Ticket::new(delivery.acker, work.probes.len()));
+        for probe in work.probes {
+            let may_defer = probe.deferrals < self.max_deferrals;
+            let (prober, finished, ticket) =
+                (self.prober.clone(), finished.clone(), ticket.clone());
+            probing.spawn(async move {
+                let outcome = AssertUnwindSafe(prober.probe(&probe.media_url, may_defer))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        tracing::error!("a media probe panicked");
+                        Probed::Found {
+                            status: MediaStatus::crashed(&probe.media_url),
+                            network: None,
+                        }
+                    });
+                let _ = finished
+                    .send(Finished {
+                        probe,
+                        outcome,
+                        ticket,
+                    })
+                    .await;
+            });
+        }
+    }
+}
