@@ -111,7 +111,11 @@ fn dead_letter_to(args: &mut FieldTable, queue: &str) {
     args.insert(ShortString::from("x-overflow"), long("reject-publish"));
 }
 
-pub(super) async fn declare(channel: &Channel, name: &str, args: FieldTable) -> Result<(), lapin::Error> {
+pub(super) async fn declare(
+    channel: &Channel,
+    name: &str,
+    args: FieldTable,
+) -> Result<(), lapin::Error> {
     let durable = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
