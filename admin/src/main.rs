@@ -2,6 +2,7 @@
 //! (defaults, `APP_CONFIG_FILE`, `APP_*` variables).
 
 mod dead_letters;
+mod media;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         action: dead_letters::Action,
     },
+    /// Probe stored calls' media again, by filter.
+    Media {
+        #[command(subcommand)]
+        action: media::Action,
+    },
     /// Create (or reuse) a demo organisation, department, integration and an active operator
     /// bound as operator@email.com; print shell exports for the integration URL and a fresh token.
     Demo,
@@ -155,6 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{key}: {}", r#type.as_str());
         }
         Command::DeadLetters { action } => dead_letters::run(action, &pool, &settings).await?,
+        Command::Media { action } => media::run(action, &pool, &settings).await?,
         Command::Demo => demo(&pool, &url).await?,
     }
     Ok(())

@@ -68,6 +68,7 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AdminSettings {
     pub token: SecretString,
+    pub reprobe_limit: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

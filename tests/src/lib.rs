@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use shared::broker::Publisher;
+use shared::broker::{ProbeTopology, Publisher};
 use shared::config::Settings;
 use shared::message::{self, CallEnvelope, CallMessage};
 use shared::store::{accounts, bindings};
@@ -505,7 +505,7 @@ impl Drop for TestEnv {
             task.abort();
         }
         let db_name = self.db_name.clone();
-        let broker = self.settings.broker.clone();
+        let settings = self.settings.clone();
         // Clean-up is best effort and needs async I/O; Drop is sync and may run inside the
         // test's runtime, so it gets a runtime of its own on another thread.
         let _ = std::thread::spawn(move || {
@@ -519,21 +519,24 @@ impl Drop for TestEnv {
                         .execute(&mut conn)
                         .await;
                 }
-                delete_queues(&broker).await;
+                delete_queues(&settings).await;
             });
         })
         .join();
     }
 }
 
-pub async fn delete_queues(settings: &shared::config::BrokerSettings) {
+/// Every queue of the test's prefix: the calls' and the probe stage's.
+pub async fn delete_queues(settings: &Settings) {
     let Ok(conn) =
         lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default()).await
     else {
         return;
     };
     if let Ok(channel) = conn.create_channel().await {
-        for queue in shared::broker::Topology::new(settings).queues() {
+        let calls = shared::broker::Topology::new(&settings.broker);
+        let probes = ProbeTopology::new(&settings.broker.queue_prefix, &settings.media);
+        for queue in calls.queues().into_iter().chain(probes.queues()) {
             let _ = channel
                 .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
                 .await;

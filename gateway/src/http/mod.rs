@@ -5,6 +5,7 @@ pub mod bindings;
 pub mod dead_letters;
 pub mod error;
 pub mod health;
+pub mod media;
 pub mod phone_calls;
 
 use axum::error_handling::HandleErrorLayer;
@@ -25,6 +26,7 @@ pub fn router(app: AppState) -> Router {
         .merge(phone_calls::router(app.metrics.clone()))
         .merge(bindings::router())
         .merge(dead_letters::router())
+        .merge(media::router())
         .merge(health::router())
         .route(
             "/metrics",

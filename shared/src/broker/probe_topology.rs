@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use lapin::Channel;
 
-use super::{topology, RetryQueue};
-use crate::config::MediaSettings;
+use super::{topology, BrokerError, RetryQueue};
+use crate::config::{BrokerSettings, MediaSettings};
 
 #[derive(Debug, Clone)]
 pub struct ProbeTopology {
@@ -55,6 +55,27 @@ impl ProbeTopology {
         for delay in self.retry_queues.iter().chain([&self.defer_queue]) {
             topology::declare_delay(channel, delay, &self.work_queue).await?;
         }
+        Ok(())
+    }
+
+    /// [`Self::declare`] over a connection of its own, closed after: for what publishes probe
+    /// work without consuming it (reprobes from the CLI and the admin API), whose
+    /// `Publisher` declares only the calls' queues. `name` labels the connection in RabbitMQ.
+    pub async fn declare_apart(
+        &self,
+        settings: &BrokerSettings,
+        name: &str,
+    ) -> Result<(), BrokerError> {
+        let connection = super::connect(settings, name).await?;
+        let declared = async {
+            let channel = connection.create_channel().await?;
+            self.declare(&channel).await
+        };
+        // Bounded like a publisher's setup: a broker that accepts connections and then
+        // stops answering would hang the request.
+        let declared = tokio::time::timeout(settings.connect_timeout(), declared).await;
+        super::close(&connection, "probe queues declared").await;
+        declared.map_err(|_| BrokerError::ConnectTimeout)??;
         Ok(())
     }
 }

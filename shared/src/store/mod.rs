@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod bindings;
 pub mod dead_letters;
 pub mod fields;
+pub mod reprobe;
 
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgPool, PgPoolOptions};
