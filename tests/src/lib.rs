@@ -186,20 +186,30 @@ impl TestEnv {
         env
     }
 
-    /// A real worker process holding what it takes: lanes 1, `prefetch` messages, and media
-    /// probes that wait up to 2 minutes (tests point it at a host that hangs), so that the
-    /// test can kill it mid-batch.
-    pub fn spawn_stuck_worker(&self, prefetch: u16) -> tokio::process::Child {
-        tokio::process::Command::new(binary("worker"))
+    /// A real worker process holding what it takes: lanes 1, `prefetch` messages, and a
+    /// database that accepts its connections and never answers (the returned proxy, which
+    /// must live as long as the worker), so that the test can kill it mid-batch.
+    pub async fn spawn_stuck_worker(&self, prefetch: u16) -> (tokio::process::Child, proxy::Proxy) {
+        let database = proxy::Proxy::start("127.0.0.1:5432").await;
+        database.hold_new();
+        let child = tokio::process::Command::new(binary("worker"))
             .envs(child_env(self))
+            .env(
+                "APP_DATABASE__URL",
+                secrecy::ExposeSecret::expose_secret(&via_port(
+                    &self.settings.database.url,
+                    database.port,
+                )),
+            )
+            .env("APP_DATABASE__ACQUIRE_TIMEOUT_MS", "120000")
             .env("APP_WORKER__LANES", "1")
             .env("APP_WORKER__PREFETCH", prefetch.to_string())
-            .env("APP_MEDIA__TIMEOUT_MS", "120000")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("start the worker binary")
+            .expect("start the worker binary");
+        (child, database)
     }
 
     /// Starts an in-process worker with the test's settings (one at a time).
@@ -272,6 +282,16 @@ impl TestEnv {
 
     /// Messages ready in `queue`; 0 when nothing has declared it yet.
     pub async fn ready_in(&self, queue: &str) -> u32 {
+        self.queue_counts(queue).await.0
+    }
+
+    /// Consumers of `queue`; 0 when nothing has declared it yet.
+    pub async fn consumers(&self, queue: &str) -> u32 {
+        self.queue_counts(queue).await.1
+    }
+
+    /// (ready messages, consumers) of `queue`, from a passive declare.
+    async fn queue_counts(&self, queue: &str) -> (u32, u32) {
         let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
             .await
             .expect("broker");
@@ -280,13 +300,13 @@ impl TestEnv {
             passive: true,
             ..Default::default()
         };
-        let count = channel
+        let counts = channel
             .queue_declare(queue.into(), passive, Default::default())
             .await
-            .map(|q| q.message_count())
-            .unwrap_or(0);
+            .map(|q| (q.message_count(), q.consumer_count()))
+            .unwrap_or((0, 0));
         shared::broker::close(&conn, "").await;
-        count
+        counts
     }
 
     /// Waits until the work queue holds exactly `expected` ready messages.

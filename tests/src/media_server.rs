@@ -14,12 +14,33 @@ pub struct MediaServer {
     slow_arrivals: Arc<AtomicUsize>,
 }
 
+/// A recording host that accepts connections and never answers (a firewall that lets the
+/// SYN through, a hung server): its base URL. Connections stay open until the test ends.
+pub async fn silent_host() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind silent host");
+    let base = format!(
+        "http://127.0.0.1:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    base
+}
+
 impl MediaServer {
     /// Paths: `/ok.wav` (HEAD 200, audio/wav, 1234 bytes), `/s3.wav` (HEAD 403, ranged GET 206
-    /// of 5000 bytes), `/missing.wav` (404), `/slow.wav` (answers after `slow`).
+    /// of 5000 bytes), `/missing.wav` (404), `/slow.wav` (answers after `slow`), `/late.wav`
+    /// (404 the first time, 200 after: a recording uploaded after its call was posted).
     pub async fn start(slow: Duration) -> Self {
         let slow_arrivals = Arc::new(AtomicUsize::new(0));
         let arrivals = slow_arrivals.clone();
+        let late_asked = Arc::new(AtomicUsize::new(0));
         let app = Router::new()
             .route(
                 "/ok.wav",
@@ -56,6 +77,15 @@ impl MediaServer {
                 ),
             )
             .route("/missing.wav", any(|| async { StatusCode::NOT_FOUND }))
+            .route(
+                "/late.wav",
+                any(move || async move {
+                    match late_asked.fetch_add(1, Ordering::SeqCst) {
+                        0 => StatusCode::NOT_FOUND,
+                        _ => StatusCode::OK,
+                    }
+                }),
+            )
             .route(
                 "/slow.wav",
                 any(move || async move {

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 pub struct Proxy {
     pub port: u16,
     up: Arc<AtomicBool>,
+    holding: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
     stall: watch::Sender<u64>,
 }
@@ -20,11 +21,23 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
+        let holding = Arc::new(AtomicBool::new(false));
         let (cut, cuts) = watch::channel(0u64);
         let (stall, stalls) = watch::channel(0u64);
-        let accepting = up.clone();
+        let (accepting, hold_new) = (up.clone(), holding.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                // While holding, new connections are accepted and then left unanswered
+                // until a cut: a server that hangs before its first byte.
+                if hold_new.load(Ordering::SeqCst) {
+                    let mut cuts = cuts.clone();
+                    cuts.borrow_and_update();
+                    tokio::spawn(async move {
+                        let _ = cuts.changed().await;
+                        drop(inbound);
+                    });
+                    continue;
+                }
                 // While cut, connections are accepted and dropped at once: the client sees
                 // its connection reset, as when a server is gone.
                 if !accepting.load(Ordering::SeqCst) {
@@ -51,6 +64,7 @@ impl Proxy {
         Self {
             port,
             up,
+            holding,
             cut,
             stall,
         }
@@ -69,7 +83,13 @@ impl Proxy {
         self.stall.send_modify(|n| *n += 1);
     }
 
+    /// New connections are accepted but never answered; open ones go on as they were.
+    pub fn hold_new(&self) {
+        self.holding.store(true, Ordering::SeqCst);
+    }
+
     pub fn restore(&self) {
+        self.holding.store(false, Ordering::SeqCst);
         self.up.store(true, Ordering::SeqCst);
     }
 }

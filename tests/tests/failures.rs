@@ -2,13 +2,13 @@
 //! killed with messages in hand (a worker's database down: `retries.rs`). Outages are made
 //! with a TCP proxy in front of the shared servers, which keep running for the other tests.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use pipeline_tests::media_server::MediaServer;
 use pipeline_tests::proxy::Proxy;
 use pipeline_tests::{call, eventually, via_port, Integration, Options, TestEnv};
 use secrecy::SecretString;
-use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Far above the bounded waits of a stop (5 s for the broker's close-ok), far below a hang.
@@ -148,16 +148,18 @@ async fn a_worker_killed_with_unacked_messages_loses_none_and_a_new_worker_store
     })
     .await;
     let integration = env.integration().await;
-    // Probes of this host hang, so the first worker holds its prefetched deliveries unacked.
-    let media = MediaServer::start(Duration::from_secs(60)).await;
     const CALLS: usize = 20;
     for i in 0..CALLS {
-        let mut body = call(&format!("k{i}"));
-        body["media_url"] = json!(format!("{}/slow.wav", media.base));
-        assert_eq!(env.post(&integration, &body).await.status(), 202);
+        assert_eq!(
+            env.post(&integration, &call(&format!("k{i}")))
+                .await
+                .status(),
+            202
+        );
     }
 
-    let mut child = env.spawn_stuck_worker(8);
+    // Its database never answers, so it holds its prefetched deliveries unacked.
+    let (mut child, _database) = env.spawn_stuck_worker(8).await;
     // 8 delivered and held (its prefetch), 12 still ready: the worker is mid-batch.
     env.wait_for_ready((CALLS - 8) as u32, WAIT).await;
     assert_eq!(env.count("SELECT count(*) FROM calls").await, 0);
@@ -165,7 +167,6 @@ async fn a_worker_killed_with_unacked_messages_loses_none_and_a_new_worker_store
     child.kill().await.unwrap();
     child.wait().await.unwrap();
 
-    env.settings.media.probe = false;
     env.start_worker().await;
     env.wait_for_count("SELECT count(*) FROM calls", CALLS as i64, WAIT)
         .await;
@@ -239,23 +240,35 @@ async fn a_worker_stops_even_when_the_broker_no_longer_answers() {
 
 #[tokio::test]
 async fn a_stopping_worker_finishes_and_acks_what_it_holds() {
+    let seen = Arc::new(AtomicUsize::new(0));
     let mut env = TestEnv::start_with(Options {
         worker: false,
+        inspector: Some(Arc::new({
+            let seen = seen.clone();
+            move |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        })),
         ..Default::default()
     })
     .await;
     let integration = env.integration().await;
-    // Probes take 1 s: long enough for the stop to arrive while they are in flight.
-    let media = MediaServer::start(Duration::from_secs(1)).await;
     for i in 0..3 {
-        let mut body = call(&format!("s{i}"));
-        body["media_url"] = json!(format!("{}/slow.wav", media.base));
-        assert_eq!(env.post(&integration, &body).await.status(), 202);
+        assert_eq!(
+            env.post(&integration, &call(&format!("s{i}")))
+                .await
+                .status(),
+            202
+        );
     }
     env.start_worker().await;
-    // All three probed, so in the worker's hands; a delivery the broker has sent but no
-    // lane has taken yet is not held and would rightly go back to the queue.
-    media.wait_for_slow_requests(3, WAIT).await;
+    // All three decoded, so in a lane's batch; a delivery the broker has sent but no lane
+    // has taken yet is not held and would rightly go back to the queue.
+    eventually(WAIT, || async {
+        (seen.load(Ordering::SeqCst) >= 3).then_some(()).ok_or(())
+    })
+    .await
+    .expect("the worker took the three calls");
     env.stop_worker().await;
     assert_eq!(
         env.count("SELECT count(*) FROM calls").await,

@@ -1,4 +1,5 @@
-//! The recording's reachability is probed and stored with the call, whatever it is.
+//! The recording's reachability is probed after the call is stored and written back to it,
+//! whatever it is.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, sqlx::FromRow)]
 struct Media {
+    media_status: String,
     media_reachable: Option<bool>,
     media_http_status: Option<i32>,
     media_content_type: Option<String>,
@@ -26,13 +28,17 @@ async fn probed(env: &TestEnv, urls: &[(&str, String)]) -> Vec<Media> {
         body["media_url"] = json!(url);
         assert_eq!(env.post(&integration, &body).await.status(), 202);
     }
-    env.wait_for_count("SELECT count(*) FROM calls", urls.len() as i64, WAIT)
-        .await;
+    env.wait_for_count(
+        "SELECT count(*) FROM calls WHERE media_status <> 'pending'",
+        urls.len() as i64,
+        WAIT,
+    )
+    .await;
     let mut out = Vec::new();
     for (uid, _) in urls {
         out.push(
             sqlx::query_as(
-                "SELECT media_reachable, media_http_status, media_content_type, media_content_length,
+                "SELECT media_status, media_reachable, media_http_status, media_content_type, media_content_length,
                         media_insecure, media_error, media_checked_at FROM calls WHERE uid = $1",
             )
             .bind(uid)
@@ -69,6 +75,7 @@ async fn every_probe_outcome_is_stored_with_the_call() {
     .await;
     let [head, ranged, missing, slow, refused] = results.try_into().unwrap();
 
+    assert_eq!(head.media_status, "reachable");
     assert_eq!(head.media_reachable, Some(true));
     assert_eq!(head.media_http_status, Some(200));
     assert_eq!(head.media_content_type.as_deref(), Some("audio/wav"));
@@ -90,6 +97,7 @@ async fn every_probe_outcome_is_stored_with_the_call() {
     assert_eq!(slow.media_reachable, Some(false));
     assert_eq!(slow.media_error.as_deref(), Some("timeout"));
 
+    assert_eq!(refused.media_status, "unreachable");
     assert_eq!(refused.media_reachable, Some(false));
     assert_eq!(refused.media_error.as_deref(), Some("connection refused"));
 }
@@ -115,6 +123,7 @@ async fn private_and_loopback_addresses_are_not_probed_unless_allowed() {
     )
     .await;
     for media in &results {
+        assert_eq!(media.media_status, "refused");
         assert_eq!(media.media_reachable, Some(false));
         assert!(
             media.media_error.as_deref().unwrap().starts_with("blocked"),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shared::config::MediaSettings;
+pub use shared::domain::MediaStatus;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use url::Url;
@@ -24,29 +25,11 @@ use limit::HostLimiter;
 /// The error recorded for a probe not made because its host's circuit is open.
 pub const CIRCUIT_OPEN: &str = "circuit open";
 
-/// The `media_status` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaState {
-    Reachable,
-    Unreachable,
-    /// The address guard would not let the probe connect: final, whatever the retries.
-    Refused,
-}
-
-impl MediaState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Reachable => "reachable",
-            Self::Unreachable => "unreachable",
-            Self::Refused => "refused",
-        }
-    }
-}
-
 /// What a probe found, written back to the call.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MediaStatus {
-    pub state: MediaState,
+pub struct MediaCheck {
+    /// Never `Pending`: that is a call's status before any check.
+    pub state: MediaStatus,
     /// The final status, after redirects.
     pub http_status: Option<u16>,
     /// Only when reachable: otherwise it would describe an error page.
@@ -66,10 +49,10 @@ pub struct MediaStatus {
     pub retriable: bool,
 }
 
-impl MediaStatus {
+impl MediaCheck {
     fn unreachable(url: &Url, reason: impl Into<String>, retriable: bool) -> Self {
         Self {
-            state: MediaState::Unreachable,
+            state: MediaStatus::Unreachable,
             http_status: None,
             content_type: None,
             content_length: None,
@@ -94,7 +77,7 @@ impl MediaStatus {
 
     fn refused(url: &Url, reason: String) -> Self {
         Self {
-            state: MediaState::Refused,
+            state: MediaStatus::Refused,
             ..Self::unreachable(url, reason, false)
         }
     }
@@ -105,7 +88,7 @@ impl MediaStatus {
 pub enum Probed {
     /// `network`: how long the requests took, when any were made.
     Found {
-        status: MediaStatus,
+        status: MediaCheck,
         network: Option<Duration>,
     },
     /// The host already has as many probes waiting as it can serve: try again later.
@@ -191,21 +174,17 @@ impl MediaProber {
             // The gateway accepts only absolute http(s) URLs: this is a message from elsewhere.
             Err(_) => {
                 let fallback = Url::parse("invalid:").expect("a valid URL");
-                return found(MediaStatus::unreachable(
-                    &fallback,
-                    "unsupported url",
-                    false,
-                ));
+                return found(MediaCheck::unreachable(&fallback, "unsupported url", false));
             }
         };
         // Checked before taking a slot: a refusal needs no network and should not wait.
         if let Err(refused) = inner.guard.check_url(&url) {
-            return found(MediaStatus::refused(&url, refused.to_string()));
+            return found(MediaCheck::refused(&url, refused.to_string()));
         }
         let host = host_key(&url);
         let admission = inner.circuits.admit(&host);
         if admission == Admission::Open {
-            return found(MediaStatus::unreachable(&url, CIRCUIT_OPEN, true));
+            return found(MediaCheck::unreachable(&url, CIRCUIT_OPEN, true));
         }
         let Some(in_line) = inner.hosts.join(&host, may_defer) else {
             inner.circuits.record(&host, admission, Health::Unknown);
@@ -218,7 +197,7 @@ impl MediaProber {
         };
         let Ok(_slots) = tokio::time::timeout_at(deadline, slots).await else {
             inner.circuits.record(&host, admission, Health::Unknown);
-            return found(MediaStatus::unreachable(
+            return found(MediaCheck::unreachable(
                 &url,
                 "timeout waiting for a probe slot",
                 true,

@@ -1,4 +1,4 @@
-//! One probe: HEAD, falling back to a one-byte ranged GET, turned into a [`MediaStatus`].
+//! One probe: HEAD, falling back to a one-byte ranged GET, turned into a [`MediaCheck`].
 
 use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use reqwest::{redirect, Client, Response, StatusCode};
@@ -9,7 +9,7 @@ use url::Url;
 
 use super::circuit::Health;
 use super::guard::{Blocked, Guard};
-use super::{MediaState, MediaStatus};
+use super::{MediaCheck, MediaStatus};
 
 #[derive(Debug, thiserror::Error)]
 #[error("too many redirects")]
@@ -32,17 +32,17 @@ pub(super) fn redirect_policy(guard: Guard, max: usize) -> redirect::Policy {
 
 /// Never fails: every outcome is a status. Also says what the probe learnt of the host, for
 /// its circuit breaker.
-pub(super) async fn run(client: &Client, url: &Url, deadline: Instant) -> (MediaStatus, Health) {
+pub(super) async fn run(client: &Client, url: &Url, deadline: Instant) -> (MediaCheck, Health) {
     let insecure = url.scheme() == "http";
     match fetch(client, url, deadline).await {
         Ok(found) => {
             let code = found.status.as_u16();
             let reachable = found.status.is_success();
-            let status = MediaStatus {
+            let status = MediaCheck {
                 state: if reachable {
-                    MediaState::Reachable
+                    MediaStatus::Reachable
                 } else {
-                    MediaState::Unreachable
+                    MediaStatus::Unreachable
                 },
                 http_status: Some(code),
                 // For an error status these would describe the error page, not the media.
@@ -58,9 +58,9 @@ pub(super) async fn run(client: &Client, url: &Url, deadline: Instant) -> (Media
         }
         Err(err) => {
             let (reason, retriable, health) = describe(&err);
-            let mut status = MediaStatus::unreachable(url, reason, retriable);
+            let mut status = MediaCheck::unreachable(url, reason, retriable);
             if find_source::<Blocked>(&err).is_some() {
-                status.state = MediaState::Refused;
+                status.state = MediaStatus::Refused;
             }
             (status, health)
         }

@@ -42,7 +42,7 @@ fn url(text: &str) -> Url {
     Url::parse(text).expect("test url parses")
 }
 
-async fn probe_with(settings: &MediaSettings, target: &Url) -> MediaStatus {
+async fn probe_with(settings: &MediaSettings, target: &Url) -> MediaCheck {
     MediaProber::new(settings)
         .expect("prober builds")
         .probe(target.as_str(), false)
@@ -51,7 +51,7 @@ async fn probe_with(settings: &MediaSettings, target: &Url) -> MediaStatus {
 }
 
 impl Probed {
-    fn status(self) -> MediaStatus {
+    fn status(self) -> MediaCheck {
         match self {
             Probed::Found { status, .. } => status,
             Probed::Deferred => panic!("deferred, though not allowed to be"),
@@ -59,8 +59,8 @@ impl Probed {
     }
 }
 
-fn reachable(status: &MediaStatus) -> bool {
-    status.state == MediaState::Reachable
+fn reachable(status: &MediaCheck) -> bool {
+    status.state == MediaStatus::Reachable
 }
 
 /// A port nothing listens on: bound, then released.

@@ -26,7 +26,7 @@ use shared::probe_work::ProbeWork;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::media::{MediaProber, MediaStatus, Probed};
+use crate::media::{MediaCheck, MediaProber, Probed};
 use crate::metrics::Metrics;
 use crate::session::{self, SessionEnd, Stop};
 use results::{Finished, Results};
@@ -139,7 +139,7 @@ impl ProbeStage {
                     .unwrap_or_else(|_| {
                         tracing::error!("a media probe panicked");
                         Probed::Found {
-                            status: MediaStatus::crashed(&probe.media_url),
+                            status: MediaCheck::crashed(&probe.media_url),
                             network: None,
                         }
                     });

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::store::{self, Finding};
 use super::ticket::Ticket;
 use crate::failure;
-use crate::media::{MediaState, MediaStatus, Probed, CIRCUIT_OPEN};
+use crate::media::{MediaCheck, MediaStatus, Probed, CIRCUIT_OPEN};
 use crate::metrics::Metrics;
 use crate::session::Stop;
 
@@ -206,11 +206,9 @@ impl Results {
     }
 }
 
-fn outcome_label(status: &MediaStatus) -> &'static str {
-    match status.state {
-        MediaState::Reachable => "reachable",
-        MediaState::Refused => "refused",
-        MediaState::Unreachable if status.error.as_deref() == Some(CIRCUIT_OPEN) => "circuit_open",
-        MediaState::Unreachable => "unreachable",
+fn outcome_label(check: &MediaCheck) -> &'static str {
+    match check.state {
+        MediaStatus::Unreachable if check.error.as_deref() == Some(CIRCUIT_OPEN) => "circuit_open",
+        state => state.as_str(),
     }
 }

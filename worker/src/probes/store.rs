@@ -4,14 +4,14 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::media::MediaStatus;
+use crate::media::MediaCheck;
 
 /// A probe's finding, for the call it was made for.
 pub struct Finding<'a> {
     pub integration_id: Uuid,
     pub uid: &'a str,
     pub media_url: &'a str,
-    pub status: &'a MediaStatus,
+    pub status: &'a MediaCheck,
     pub attempts: u32,
     pub next_probe_at: Option<DateTime<Utc>>,
 }
