@@ -1,7 +1,7 @@
 //! The probe stage: media are probed after the call is stored, never before, and no
 //! recording host, however slow or dead, holds up anyone's calls or another host's probes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pipeline_tests::media_server::{silent_host, MediaServer};
 use pipeline_tests::proxy::Proxy;
@@ -331,7 +331,8 @@ async fn a_worker_killed_between_the_commit_and_the_probe_publish_still_gets_the
     .expect("stored");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        env.count("SELECT count(*) FROM calls WHERE media_status <> 'pending'").await,
+        env.count("SELECT count(*) FROM calls WHERE media_status <> 'pending'")
+            .await,
         0
     );
     let probes = format!("{}.probes", env.settings.broker.queue_prefix);

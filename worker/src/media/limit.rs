@@ -1,10 +1,13 @@
 //! Probes per host (host:port): at most `per_host` in flight, so that one slow host cannot
-//! take every slot and a customer's server is not hammered by a burst of calls; and at most
-//! `backlog` more waiting, so that a host that cannot keep up has its excess put off instead
-//! of held.
+//! take every slot and a customer's server is not hammered by a burst of calls; and, beyond
+//! `backlog` more waiting, no more in a line the host would not get through within `budget`
+//! (judged by how long its probes have been taking), so that a host that cannot keep up has
+//! its excess put off instead of held. A fast host's long line is served in milliseconds and
+//! is not cut; a host not yet heard from counts as slow.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -12,6 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub(super) struct HostLimiter {
     per_host: usize,
     backlog: usize,
+    budget: Duration,
     hosts: Mutex<HashMap<String, Host>>,
 }
 
@@ -20,6 +24,8 @@ struct Host {
     slots: Arc<Semaphore>,
     /// Probes of this host in flight or waiting for a slot.
     queued: usize,
+    /// How long its probes take, smoothed; `None` until one has finished.
+    typical: Option<Duration>,
 }
 
 /// A probe's place in its host's line; dropping it leaves the line, and a host nobody is in
@@ -32,10 +38,11 @@ pub(super) struct InLine<'a> {
 
 impl HostLimiter {
     /// `per_host` must be in `1..=Semaphore::MAX_PERMITS` (checked by the caller).
-    pub(super) fn new(per_host: usize, backlog: usize) -> Self {
+    pub(super) fn new(per_host: usize, backlog: usize, budget: Duration) -> Self {
         Self {
             per_host,
             backlog,
+            budget,
             hosts: Mutex::default(),
         }
     }
@@ -46,9 +53,16 @@ impl HostLimiter {
         let entry = hosts.entry(host.to_owned()).or_insert_with(|| Host {
             slots: Arc::new(Semaphore::new(self.per_host)),
             queued: 0,
+            typical: None,
         });
         if may_refuse && entry.queued >= self.per_host + self.backlog {
-            return None;
+            let rounds = u32::try_from(entry.queued / self.per_host + 1).unwrap_or(u32::MAX);
+            let served_in_time = entry
+                .typical
+                .is_some_and(|typical| typical.saturating_mul(rounds) <= self.budget);
+            if !served_in_time {
+                return None;
+            }
         }
         entry.queued += 1;
         Some(InLine {
@@ -74,6 +88,16 @@ impl InLine<'_> {
         // Acquiring fails only on a closed semaphore and these are never closed.
         Arc::clone(&self.slots).acquire_owned().await.ok()
     }
+
+    /// A probe of the host took `took` (a timeout counts in full).
+    pub(super) fn took(&self, took: Duration) {
+        if let Some(host) = self.limiter.lock().get_mut(&self.host) {
+            host.typical = Some(match host.typical {
+                None => took,
+                Some(typical) => typical.mul_f64(0.8) + took.mul_f64(0.2),
+            });
+        }
+    }
 }
 
 impl Drop for InLine<'_> {
@@ -94,7 +118,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_host_is_forgotten_once_nobody_is_in_its_line() {
-        let limiter = HostLimiter::new(2, 0);
+        let limiter = HostLimiter::new(2, 0, Duration::from_secs(1));
         let first = limiter.join("a.example:80", false).unwrap();
         let second = limiter.join("a.example:80", false).unwrap();
         let other = limiter.join("b.example:80", false).unwrap();
@@ -110,7 +134,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_line_refuses_those_who_may_be_put_off_and_no_other_host() {
-        let limiter = HostLimiter::new(1, 1);
+        let limiter = HostLimiter::new(1, 1, Duration::from_secs(1));
         let first = limiter.join("a.example:80", true).unwrap();
         let _slot = first.slot().await.unwrap();
         let _waiting = limiter.join("a.example:80", true).unwrap();
@@ -124,5 +148,22 @@ mod tests {
             "put off too often: waits"
         );
         assert!(limiter.join("b.example:80", true).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_fast_hosts_long_line_is_not_cut() {
+        let limiter = HostLimiter::new(1, 0, Duration::from_millis(100));
+        let first = limiter.join("a.example:80", true).unwrap();
+        first.took(Duration::from_millis(1));
+        let line: Vec<_> = (0..50)
+            .map(|_| limiter.join("a.example:80", true))
+            .collect();
+        assert!(line.iter().all(Option::is_some), "served in about 50 ms");
+
+        first.took(Duration::from_secs(10));
+        assert!(
+            limiter.join("a.example:80", true).is_none(),
+            "slow now: the line is cut"
+        );
     }
 }

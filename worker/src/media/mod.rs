@@ -148,7 +148,8 @@ impl MediaProber {
                 client,
                 guard,
                 timeout: settings.timeout(),
-                hosts: HostLimiter::new(per_host, settings.host_backlog),
+                // A probe let into a line expects its slot within a quarter of its deadline.
+                hosts: HostLimiter::new(per_host, settings.host_backlog, settings.timeout() / 4),
                 slots: Semaphore::new(max_in_flight),
                 circuits: Circuits::new(
                     settings.circuit_failures,
@@ -205,6 +206,7 @@ impl MediaProber {
         };
         let started = Instant::now();
         let (status, health) = probe::run(&inner.client, &url, deadline).await;
+        in_line.took(started.elapsed());
         inner.circuits.record(&host, admission, health);
         tracing::debug!(
             host,

@@ -424,3 +424,73 @@ fn zero_per_host_concurrency_is_rejected() {
 
     assert!(matches!(err, MediaError::PerHostConcurrency { got: 0, .. }));
 }
+
+/// A server whose HEAD answers after `delay`.
+async fn slow_server(delay: Duration) -> SocketAddr {
+    serve(Router::new().route(
+        "/a.wav",
+        head(move || async move {
+            tokio::time::sleep(delay).await;
+            StatusCode::OK
+        }),
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn a_full_line_puts_off_the_probes_that_may_be_put_off() {
+    let addr = slow_server(Duration::from_millis(300)).await;
+    let prober = MediaProber::new(&MediaSettings {
+        per_host_concurrency: 1,
+        host_backlog: 0,
+        ..settings()
+    })
+    .expect("prober builds");
+    let target = format!("http://{addr}/a.wav");
+
+    let (first, second, patient) = tokio::join!(
+        prober.probe(&target, true),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            prober.probe(&target, true).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            prober.probe(&target, false).await
+        }
+    );
+
+    assert!(reachable(&first.status()));
+    assert_eq!(second, Probed::Deferred);
+    assert!(reachable(&patient.status()), "put off too often: it waits");
+}
+
+#[tokio::test]
+async fn after_consecutive_timeouts_a_hosts_probes_are_answered_at_once() {
+    let addr = slow_server(Duration::from_secs(30)).await;
+    let prober = MediaProber::new(&MediaSettings {
+        timeout_ms: 200,
+        circuit_failures: 2,
+        ..settings()
+    })
+    .expect("prober builds");
+    let target = format!("http://{addr}/a.wav");
+    for _ in 0..2 {
+        assert_eq!(
+            prober.probe(&target, false).await.status().error.as_deref(),
+            Some("timeout")
+        );
+    }
+
+    let Probed::Found { status, network } = prober.probe(&target, false).await else {
+        panic!("deferred");
+    };
+    assert_eq!(status.error.as_deref(), Some(CIRCUIT_OPEN));
+    assert_eq!(network, None, "no request was made");
+    assert!(status.retriable);
+    assert_eq!(prober.open_circuits(), 1);
+
+    let other = slow_server(Duration::ZERO).await;
+    let other = prober.probe(&format!("http://{other}/a.wav"), false).await;
+    assert!(reachable(&other.status()), "another port is another host");
+}
