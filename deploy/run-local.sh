@@ -174,7 +174,8 @@ fi
 
 cat <<EOF
 
-callq is running: gateway http://127.0.0.1:$PORT, one worker (logs: $LOG_DIR/).
+callq is running: gateway http://127.0.0.1:$PORT, one worker storing calls and probing
+their recordings (logs: $LOG_DIR/).
 
 $exports
 export ADMIN_TOKEN=$(printf '%q' "$ADMIN_TOKEN")
