@@ -44,6 +44,14 @@ async fn post_with_media(env: &TestEnv, integration: &Integration, uid: &str, ur
     assert_eq!(env.post(integration, &body).await.status(), 202);
 }
 
+/// Calls `<prefix>-0` .. `<prefix>-<n-1>`, each with its own recording under `base`.
+async fn post_many(env: &TestEnv, integration: &Integration, prefix: &str, n: usize, base: &str) {
+    for i in 0..n {
+        let url = format!("{base}/{i}.wav");
+        post_with_media(env, integration, &format!("{prefix}-{i}"), &url).await;
+    }
+}
+
 /// Waits until the call's media status is `status`.
 async fn wait_for_status(env: &TestEnv, uid: &str, status: &str) -> Media {
     eventually(WAIT, || async {
@@ -73,15 +81,7 @@ async fn a_host_that_never_answers_delays_neither_its_calls_nor_another_hosts_pr
     let integration = env.integration().await;
     let silent = silent_host().await;
     let good = MediaServer::start(Duration::ZERO).await;
-    for i in 0..30 {
-        post_with_media(
-            &env,
-            &integration,
-            &format!("silent-{i}"),
-            &format!("{silent}/{i}.wav"),
-        )
-        .await;
-    }
+    post_many(&env, &integration, "silent", 30, &silent).await;
     post_with_media(&env, &integration, "good", &format!("{}/ok.wav", good.base)).await;
 
     env.wait_for_count("SELECT count(*) FROM calls", 31, WAIT)
@@ -124,15 +124,7 @@ async fn after_a_few_timeouts_a_hosts_circuit_opens_and_its_calls_are_marked_at_
     .await;
     let integration = env.integration().await;
     let silent = silent_host().await;
-    for i in 0..5 {
-        post_with_media(
-            &env,
-            &integration,
-            &format!("silent-{i}"),
-            &format!("{silent}/{i}.wav"),
-        )
-        .await;
-    }
+    post_many(&env, &integration, "silent", 5, &silent).await;
     for i in 0..5 {
         let m = wait_for_status(&env, &format!("silent-{i}"), "unreachable").await;
         assert!(

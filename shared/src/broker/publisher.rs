@@ -93,30 +93,24 @@ impl Publisher {
             1 => self.publish_to(queue, body, properties()).await,
             n => {
                 let properties = properties().with_headers(super::headers::group_headers(n));
-                if self.inner.settings.compress_groups {
-                    let properties = properties.with_content_encoding(message::LZ4.into());
-                    self.publish_to(queue, &message::compress(body), properties)
-                        .await
-                } else {
-                    self.publish_to(queue, body, properties).await
-                }
+                self.publish_compressible(queue, body, properties).await
             }
         }
     }
 
     /// Probe work onto `queue` (the probe queue or one of its delay queues), compressed like
-    /// a group when `broker.compress_groups` says so; `expiration` as for `publish_delayed`.
-    pub async fn publish_probe_work(
+    /// a group.
+    pub async fn publish_probe_work(&self, queue: &str, body: &[u8]) -> Result<(), PublishError> {
+        self.publish_compressible(queue, body, properties()).await
+    }
+
+    /// Compressed when `broker.compress_groups` says so.
+    async fn publish_compressible(
         &self,
         queue: &str,
         body: &[u8],
-        expiration: Option<Duration>,
+        properties: BasicProperties,
     ) -> Result<(), PublishError> {
-        let mut properties = properties();
-        if let Some(expiration) = expiration {
-            properties =
-                properties.with_expiration(ShortString::from(expiration.as_millis().to_string()));
-        }
         if self.inner.settings.compress_groups {
             let properties = properties.with_content_encoding(message::LZ4.into());
             self.publish_to(queue, &message::compress(body), properties)

@@ -155,11 +155,7 @@ pub async fn reprobe(
             .collect();
         let count = probes.len() as u64;
         publisher
-            .publish_probe_work(
-                &topology.work_queue,
-                &ProbeWork::new(probes).to_bytes(),
-                None,
-            )
+            .publish_probe_work(&topology.work_queue, &ProbeWork::new(probes).to_bytes())
             .await?;
         done.queued += count;
         progress(done.queued, total);

@@ -168,7 +168,7 @@ impl Settler {
         let count = probes.len() as u64;
         let work = ProbeWork::new(probes).to_bytes();
         self.publisher
-            .publish_probe_work(&self.probe_queue, &work, None)
+            .publish_probe_work(&self.probe_queue, &work)
             .await?;
         self.metrics.probes_queued.inc_by(count);
         Ok(())

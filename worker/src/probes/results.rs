@@ -176,7 +176,7 @@ impl Results {
         let body = ProbeWork::new(probes).to_bytes();
         let mut pause = FIRST_PAUSE;
         loop {
-            match self.publisher.publish_probe_work(queue, &body, None).await {
+            match self.publisher.publish_probe_work(queue, &body).await {
                 Ok(()) => return true,
                 Err(e) => {
                     tracing::warn!(error = %e, queue, "cannot hand probes on yet; trying again");
