@@ -126,14 +126,15 @@ impl Results {
         if !findings.is_empty() && !self.write(&findings, stop).await {
             return false;
         }
-        let lag = (Utc::now() - now).to_std().unwrap_or_default();
-        for f in &batch {
-            if let Probed::Found { .. } = f.outcome {
-                let since_stored = (now - f.probe.stored_at).to_std().unwrap_or_default() + lag;
-                self.metrics
-                    .probe_lag_seconds
-                    .observe(since_stored.as_secs_f64());
-            }
+        let written_at = Utc::now();
+        for f in batch
+            .iter()
+            .filter(|f| matches!(f.outcome, Probed::Found { .. }))
+        {
+            let lag = (written_at - f.probe.stored_at)
+                .to_std()
+                .unwrap_or_default();
+            self.metrics.probe_lag_seconds.observe(lag.as_secs_f64());
         }
         for (queue, probes) in later {
             let retries = probes.iter().filter(|p| p.deferrals == 0).count() as u64;
