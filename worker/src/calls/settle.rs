@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use futures_util::FutureExt;
@@ -19,6 +20,11 @@ use shared::store::dead_letters::Reason;
 use super::handler::{panic_message, Handled, Handler, Outcome};
 use crate::metrics::Metrics;
 use crate::retry::{Next, Retrier};
+
+/// Publishing a batch's probe work is tried this often, this far apart, before the batch is
+/// requeued: a few seconds, past the publisher's reconnect back-off.
+const PROBE_PUBLISH_TRIES: u32 = 5;
+const PROBE_PUBLISH_PAUSE: Duration = Duration::from_millis(500);
 
 pub struct Settler {
     pub handler: Handler,
@@ -167,9 +173,20 @@ impl Settler {
         }
         let count = probes.len() as u64;
         let work = ProbeWork::new(probes).to_bytes();
-        self.publisher
+        let mut tries = 1;
+        // A publisher reconnecting answers at once for a second: requeueing the batch on its
+        // first refusal would spin it through the queue toward the delivery limit.
+        while let Err(e) = self
+            .publisher
             .publish_probe_work(&self.probe_queue, &work)
-            .await?;
+            .await
+        {
+            if tries == PROBE_PUBLISH_TRIES {
+                return Err(e);
+            }
+            tries += 1;
+            tokio::time::sleep(PROBE_PUBLISH_PAUSE).await;
+        }
         self.metrics.probes_queued.inc_by(count);
         Ok(())
     }
