@@ -112,6 +112,7 @@ pub struct MediaSettings {
     pub prefetch: u16,
     pub result_batch: usize,
     pub result_wait_ms: u64,
+    pub yield_to_storage_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -56,6 +56,15 @@ impl ProbeWork {
     }
 }
 
+/// The host (and port) part of a media URL as the gateway stored it (`scheme://host:port/...`),
+/// which groups probe work by recording host without parsing the URL again.
+pub fn host_of(media_url: &str) -> &str {
+    let rest = media_url
+        .split_once("://")
+        .map_or(media_url, |(_, rest)| rest);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +87,17 @@ mod tests {
         );
         let read = ProbeWork::from_bytes(bare.as_bytes()).unwrap();
         assert_eq!((read.probes[0].attempts, read.probes[0].deferrals), (0, 0));
+    }
+
+    #[test]
+    fn host_of_takes_the_authority() {
+        assert_eq!(
+            host_of("https://rec.example:8443/a/b.wav?x=1"),
+            "rec.example:8443"
+        );
+        assert_eq!(host_of("http://rec.example?sig=1"), "rec.example");
+        assert_eq!(host_of("http://[::1]:80/a"), "[::1]:80");
+        assert_eq!(host_of("no scheme"), "no scheme");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Building a worker from settings; `main.rs` and the tests both go through here.
 
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use crate::media::MediaProber;
 use crate::metrics::Metrics;
 use crate::operators::Operators;
 use crate::probes::results::Results;
-use crate::probes::ProbeStage;
+use crate::probes::{ProbeStage, StorageFirst};
 use crate::retry::Retrier;
 use crate::session::Stop;
 
@@ -57,6 +58,7 @@ impl Worker {
             Duration::from_millis(settings.worker.operator_cache_ttl_ms),
         );
         let calls_stage = stages.contains(&Stage::Calls);
+        let backlog = Arc::new(AtomicBool::new(false));
         let auto_replay =
             (calls_stage && settings.worker.auto_replay_interval_ms > 0).then(|| AutoReplay {
                 pool: pool.clone(),
@@ -89,6 +91,7 @@ impl Worker {
                 metrics: metrics.clone(),
                 delivery_limit: settings.broker.delivery_limit,
             }),
+            backlog: backlog.clone(),
         });
         let probes = if stages.contains(&Stage::Probes) {
             let media = &settings.media;
@@ -108,6 +111,10 @@ impl Worker {
                 },
                 topology: probe_topology,
                 metrics: metrics.clone(),
+                storage: (calls_stage && media.yield_to_storage_ms > 0).then(|| StorageFirst {
+                    backlog,
+                    yield_every: Duration::from_millis(media.yield_to_storage_ms),
+                }),
             })
         } else {
             None

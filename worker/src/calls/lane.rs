@@ -2,6 +2,7 @@
 //! or what arrived within `worker.batch_wait_ms`) and settling it before taking the next, so
 //! that a multiple-ack never covers a delivery of a batch still being written.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ pub(super) struct Lane {
     pub(super) channel: Channel,
     pub(super) stream: Stream,
     pub(super) stopped: watch::Receiver<bool>,
+    /// Set while batches close full: a backlog is waiting.
+    pub(super) backlog: Arc<AtomicBool>,
 }
 
 impl Lane {
@@ -67,6 +70,8 @@ impl Lane {
                     },
                 }
             }
+            self.backlog
+                .store(calls >= self.batching.size, Ordering::Relaxed);
             self.settler.batch(batch).await;
         }
     }

@@ -12,6 +12,7 @@ pub mod lane;
 pub mod settle;
 pub mod store;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ pub struct CallsStage {
     pub probe_topology: ProbeTopology,
     pub batching: Batching,
     pub settler: Arc<Settler>,
+    /// Whether a backlog is waiting, for a probe stage in the same process to yield to.
+    pub backlog: Arc<AtomicBool>,
 }
 
 impl CallsStage {
@@ -85,6 +88,7 @@ impl CallsStage {
                 channel,
                 stream,
                 stopped: lanes_stopped.clone(),
+                backlog: self.backlog.clone(),
             };
             running.spawn(lane.run());
         }

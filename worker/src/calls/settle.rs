@@ -3,6 +3,7 @@
 //! settled first, then every other one with a single multiple-ack.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -166,26 +167,47 @@ impl Settler {
 
     /// The probes of the calls just stored, onto the probe queue (confirmed) before any of
     /// their messages is acked: a worker killed in between leaves the messages unacked, and
-    /// their redelivery queues the probes.
+    /// their redelivery queues the probes. One message per recording host: the probe stage
+    /// acks a message once all its probes are settled, so a message holding only one host's
+    /// probes is never held back by another host's slow ones.
     async fn queue_probes(&self, probes: Vec<Probe>) -> Result<(), PublishError> {
-        if probes.is_empty() {
-            return Ok(());
-        }
         let count = probes.len() as u64;
-        let work = ProbeWork::new(probes).to_bytes();
+        let mut by_host: HashMap<&str, Vec<Probe>> = HashMap::new();
+        for probe in &probes {
+            by_host
+                .entry(shared::probe_work::host_of(&probe.media_url))
+                .or_default()
+                .push(probe.clone());
+        }
+        let mut unsent: Vec<Vec<u8>> = by_host
+            .into_values()
+            .map(|probes| ProbeWork::new(probes).to_bytes())
+            .collect();
         let mut tries = 1;
         // A publisher reconnecting answers at once for a second: requeueing the batch on its
         // first refusal would spin it through the queue toward the delivery limit.
-        while let Err(e) = self
-            .publisher
-            .publish_probe_work(&self.probe_queue, &work)
-            .await
-        {
-            if tries == PROBE_PUBLISH_TRIES {
-                return Err(e);
+        while !unsent.is_empty() {
+            let sent = join_all(
+                unsent
+                    .iter()
+                    .map(|work| self.publisher.publish_probe_work(&self.probe_queue, work)),
+            )
+            .await;
+            let (mut again, mut failed) = (Vec::new(), None);
+            for (work, sent) in unsent.into_iter().zip(sent) {
+                if let Err(e) = sent {
+                    again.push(work);
+                    failed = Some(e);
+                }
             }
-            tries += 1;
-            tokio::time::sleep(PROBE_PUBLISH_PAUSE).await;
+            unsent = again;
+            if let Some(e) = failed {
+                if tries == PROBE_PUBLISH_TRIES {
+                    return Err(e);
+                }
+                tries += 1;
+                tokio::time::sleep(PROBE_PUBLISH_PAUSE).await;
+            }
         }
         self.metrics.probes_queued.inc_by(count);
         Ok(())

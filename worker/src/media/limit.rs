@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug)]
 pub(super) struct HostLimiter {
@@ -26,6 +26,17 @@ struct Host {
     queued: usize,
     /// How long its probes take, smoothed; `None` until one has finished.
     typical: Option<Duration>,
+    /// Told when its first probe finishes.
+    heard_from: Arc<Notify>,
+}
+
+/// The answer to a probe asking to join a host's line.
+pub(super) enum Join<'a> {
+    InLine(InLine<'a>),
+    /// The line is full and the host would not get through it in time.
+    Full,
+    /// The line is full and nothing is known of the host yet: told when something is.
+    NotHeardFrom(Arc<Notify>),
 }
 
 /// A probe's place in its host's line; dropping it leaves the line, and a host nobody is in
@@ -48,24 +59,24 @@ impl HostLimiter {
     }
 
     /// Joins the host's line, unless `may_refuse` and the line is full.
-    pub(super) fn join(&self, host: &str, may_refuse: bool) -> Option<InLine<'_>> {
+    pub(super) fn join(&self, host: &str, may_refuse: bool) -> Join<'_> {
         let mut hosts = self.lock();
         let entry = hosts.entry(host.to_owned()).or_insert_with(|| Host {
             slots: Arc::new(Semaphore::new(self.per_host)),
             queued: 0,
             typical: None,
+            heard_from: Arc::default(),
         });
         if may_refuse && entry.queued >= self.per_host + self.backlog {
             let rounds = u32::try_from(entry.queued / self.per_host + 1).unwrap_or(u32::MAX);
-            let served_in_time = entry
-                .typical
-                .is_some_and(|typical| typical.saturating_mul(rounds) <= self.budget);
-            if !served_in_time {
-                return None;
+            match entry.typical {
+                None => return Join::NotHeardFrom(Arc::clone(&entry.heard_from)),
+                Some(typical) if typical.saturating_mul(rounds) > self.budget => return Join::Full,
+                Some(_) => {}
             }
         }
         entry.queued += 1;
-        Some(InLine {
+        Join::InLine(InLine {
             limiter: self,
             host: host.to_owned(),
             slots: Arc::clone(&entry.slots),
@@ -93,7 +104,10 @@ impl InLine<'_> {
     pub(super) fn took(&self, took: Duration) {
         if let Some(host) = self.limiter.lock().get_mut(&self.host) {
             host.typical = Some(match host.typical {
-                None => took,
+                None => {
+                    host.heard_from.notify_waiters();
+                    took
+                }
                 Some(typical) => typical.mul_f64(0.8) + took.mul_f64(0.2),
             });
         }
@@ -116,12 +130,19 @@ impl Drop for InLine<'_> {
 mod tests {
     use super::*;
 
+    fn in_line(join: Join<'_>) -> InLine<'_> {
+        match join {
+            Join::InLine(in_line) => in_line,
+            _ => panic!("refused"),
+        }
+    }
+
     #[tokio::test]
     async fn a_host_is_forgotten_once_nobody_is_in_its_line() {
         let limiter = HostLimiter::new(2, 0, Duration::from_secs(1));
-        let first = limiter.join("a.example:80", false).unwrap();
-        let second = limiter.join("a.example:80", false).unwrap();
-        let other = limiter.join("b.example:80", false).unwrap();
+        let first = in_line(limiter.join("a.example:80", false));
+        let second = in_line(limiter.join("a.example:80", false));
+        let other = in_line(limiter.join("b.example:80", false));
         assert_eq!(limiter.tracked_hosts(), 2);
 
         drop(first);
@@ -135,34 +156,42 @@ mod tests {
     #[tokio::test]
     async fn a_full_line_refuses_those_who_may_be_put_off_and_no_other_host() {
         let limiter = HostLimiter::new(1, 1, Duration::from_secs(1));
-        let first = limiter.join("a.example:80", true).unwrap();
+        let first = in_line(limiter.join("a.example:80", true));
         let _slot = first.slot().await.unwrap();
-        let _waiting = limiter.join("a.example:80", true).unwrap();
+        let _waiting = in_line(limiter.join("a.example:80", true));
 
         assert!(
-            limiter.join("a.example:80", true).is_none(),
-            "in flight 1 + backlog 1"
+            matches!(limiter.join("a.example:80", true), Join::NotHeardFrom(_)),
+            "in flight 1 + backlog 1, and nothing known of the host"
         );
+        first.took(Duration::from_secs(5));
+        assert!(matches!(limiter.join("a.example:80", true), Join::Full));
         assert!(
-            limiter.join("a.example:80", false).is_some(),
+            matches!(limiter.join("a.example:80", false), Join::InLine(_)),
             "put off too often: waits"
         );
-        assert!(limiter.join("b.example:80", true).is_some());
+        assert!(matches!(
+            limiter.join("b.example:80", true),
+            Join::InLine(_)
+        ));
     }
 
     #[tokio::test]
     async fn a_fast_hosts_long_line_is_not_cut() {
         let limiter = HostLimiter::new(1, 0, Duration::from_millis(100));
-        let first = limiter.join("a.example:80", true).unwrap();
+        let first = in_line(limiter.join("a.example:80", true));
         first.took(Duration::from_millis(1));
         let line: Vec<_> = (0..50)
             .map(|_| limiter.join("a.example:80", true))
             .collect();
-        assert!(line.iter().all(Option::is_some), "served in about 50 ms");
+        assert!(
+            line.iter().all(|j| matches!(j, Join::InLine(_))),
+            "served in about 50 ms"
+        );
 
         first.took(Duration::from_secs(10));
         assert!(
-            limiter.join("a.example:80", true).is_none(),
+            matches!(limiter.join("a.example:80", true), Join::Full),
             "slow now: the line is cut"
         );
     }

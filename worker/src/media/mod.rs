@@ -20,7 +20,7 @@ use url::Url;
 
 use circuit::{Admission, Circuits, Health};
 use guard::{Guard, GuardedResolver};
-use limit::HostLimiter;
+use limit::{HostLimiter, Join};
 
 /// The error recorded for a probe not made because its host's circuit is open.
 pub const CIRCUIT_OPEN: &str = "circuit open";
@@ -117,6 +117,8 @@ struct Inner {
     guard: Guard,
     timeout: Duration,
     hosts: HostLimiter,
+    /// How long a probe over a full line waits for a new host's first answer.
+    first_answer_grace: Duration,
     slots: Semaphore,
     circuits: Circuits,
 }
@@ -150,6 +152,7 @@ impl MediaProber {
                 timeout: settings.timeout(),
                 // A probe let into a line expects its slot within a quarter of its deadline.
                 hosts: HostLimiter::new(per_host, settings.host_backlog, settings.timeout() / 4),
+                first_answer_grace: settings.timeout() / 40,
                 slots: Semaphore::new(max_in_flight),
                 circuits: Circuits::new(
                     settings.circuit_failures,
@@ -187,7 +190,20 @@ impl MediaProber {
         if admission == Admission::Open {
             return found(MediaCheck::unreachable(&url, CIRCUIT_OPEN, true));
         }
-        let Some(in_line) = inner.hosts.join(&host, may_defer) else {
+        let in_line = match inner.hosts.join(&host, may_defer) {
+            Join::InLine(in_line) => Some(in_line),
+            Join::Full => None,
+            // A burst for a host nobody has heard from yet: its first answer tells whether
+            // the line is worth waiting in, so wait a little for it.
+            Join::NotHeardFrom(heard_from) => {
+                let _ = tokio::time::timeout(inner.first_answer_grace, heard_from.notified()).await;
+                match inner.hosts.join(&host, may_defer) {
+                    Join::InLine(in_line) => Some(in_line),
+                    Join::Full | Join::NotHeardFrom(_) => None,
+                }
+            }
+        };
+        let Some(in_line) = in_line else {
             inner.circuits.record(&host, admission, Health::Unknown);
             return Probed::Deferred;
         };

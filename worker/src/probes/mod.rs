@@ -12,6 +12,7 @@ pub mod store;
 pub mod ticket;
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use shared::metrics::label;
 use shared::probe_work::ProbeWork;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::media::{MediaCheck, MediaProber, Probed};
 use crate::metrics::Metrics;
@@ -44,6 +46,15 @@ pub struct ProbeStage {
     pub prober: MediaProber,
     pub results: Results,
     pub metrics: Metrics,
+    /// The calls stage of the same process, when there is one: while it has a backlog, a
+    /// probe-work message is started at most every `yield_every`, so that on shared cores
+    /// storing goes first and probing catches up after.
+    pub storage: Option<StorageFirst>,
+}
+
+pub struct StorageFirst {
+    pub backlog: Arc<AtomicBool>,
+    pub yield_every: Duration,
 }
 
 impl ProbeStage {
@@ -76,11 +87,20 @@ impl ProbeStage {
         let mut depths = tokio::time::interval(DEPTH_SAMPLE_EVERY);
         let stopping = stop.wait();
         tokio::pin!(stopping);
+        let mut last_start = Instant::now();
         let end = loop {
             tokio::select! {
                 _ = &mut stopping => break SessionEnd::Stopped,
                 next = stream.next() => match next {
-                    Some(Ok(delivery)) => self.start(delivery, &finished, &mut probing).await,
+                    Some(Ok(delivery)) => {
+                        if let Some(storage) = &self.storage {
+                            if storage.backlog.load(Ordering::Relaxed) {
+                                tokio::time::sleep_until(last_start + storage.yield_every).await;
+                            }
+                        }
+                        last_start = Instant::now();
+                        self.start(delivery, &finished, &mut probing).await;
+                    }
                     Some(Err(e)) => break SessionEnd::Lost(e.to_string()),
                     None => break SessionEnd::Lost("the broker cancelled the consumer".into()),
                 },
