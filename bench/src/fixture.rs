@@ -144,6 +144,13 @@ impl Fixture {
         ProbeTopology::new(&self.broker.queue_prefix, &self.media)
     }
 
+    /// Deletes the probe queues with what waits in them (a phase's retries and deferrals),
+    /// so that the next phase's probe stage sees only its own work. The next worker to start
+    /// declares them again.
+    pub async fn delete_probe_queues(&self) -> anyhow::Result<()> {
+        delete_queues(&self.broker, &self.probe_topology().queues()).await
+    }
+
     /// Drops the database and deletes every queue of both prefixes, probe queues included;
     /// best effort, so that a failed run still leaves nothing behind. Returns what could not
     /// be removed.

@@ -1,6 +1,13 @@
 //! One size of the benchmark, phase by phase, against one fixture: the raw limits, the
-//! gateway alone (leaving a backlog), the worker draining that backlog, both together, then
-//! a second backlog drained by a worker that does not probe the media.
+//! gateway alone (leaving a backlog), a worker storing and probing that backlog, gateway and
+//! worker together (all recordings on a fast host, then a share on bad hosts), and a second
+//! backlog stored by a worker without the probe stage, whose probe work a worker with only
+//! the probe stage then takes.
+
+mod drain;
+mod end_to_end;
+mod rows;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,26 +15,31 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::bodies::{self, Spec};
 use crate::cpu;
 use crate::fixture::Fixture;
-use crate::load::{self, LoadResult, Target};
+use crate::load::{self, Target};
 use crate::machine;
-use crate::media_server::MediaServer;
+use crate::media_server::{Answer, MediaServer};
 use crate::processes::{self, Service};
 use crate::raw;
 use crate::report::{
-    self, EndToEnd, Gateway, PostToRow, Rate, Raw, Rss, Series, SizeReport, Unprobed, Worker,
+    self, BadHosts, EndToEnd, Gateway, HostShare, ProbeStageAlone, Rate, Raw, Rss, Series,
+    SizeReport, StorageAlone, Worker,
 };
+use drain::{Drain, ProbeRun};
+use end_to_end::Until;
+use watch::{Published, WorkerMetrics};
 
 const POLL_EVERY: Duration = Duration::from_millis(100);
-const EXACT_EVERY: Duration = Duration::from_secs(1);
-/// Rows that stop arriving for this long mean the pipeline is stuck, not slow.
-const STALL: Duration = Duration::from_secs(60);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The bad hosts: the shares of the calls whose recording is on a host that never answers
+/// and on one that answers this late; the rest are on the fast host.
+const SILENT_SHARE: f64 = 0.1;
+const SLOW_SHARE: f64 = 0.2;
+const SLOW_ANSWER: Duration = Duration::from_millis(300);
 
 pub async fn run(
     fixture: &Fixture,
@@ -36,17 +48,20 @@ pub async fn run(
     logs: &Path,
 ) -> anyhow::Result<SizeReport> {
     let load_average_before = machine::load_average();
-    let media = MediaServer::start().await?;
+    let media = MediaServer::start(Answer::AT_ONCE).await?;
+    let slow = MediaServer::start(Answer::At(SLOW_ANSWER)).await?;
+    let silent = MediaServer::start(Answer::Never).await?;
     let mut operators: Vec<String> = fixture.operators.keys().cloned().collect();
     operators.sort();
     let spec = |uid_prefix, seed| Spec {
         operators: &operators,
         media_base: &media.base,
+        other_media: &[],
         uid_prefix,
         seed,
     };
 
-    progress(n, "raw limits: publish, consume, upsert");
+    progress(n, "raw limits: publish, consume, upsert, HEAD");
     let (raw_bodies, _) = bodies::generate(n, &spec("raw", 1));
     let envelopes = raw::envelopes(&raw_bodies, fixture)?;
     drop(raw_bodies);
@@ -55,11 +70,14 @@ pub async fn run(
     let upsert = raw::upsert(&fixture.pool, &envelopes, &fixture.operators).await?;
     drop(envelopes);
     fixture.truncate_calls().await?;
+    let head_loops = fixture.media.per_host_concurrency;
+    let head = raw::head(&media.base, n, head_loops).await?;
     let raw = Raw {
-        method: raw::method(),
+        method: raw::method(head_loops),
         publish,
         consume,
         upsert,
+        head,
     };
 
     progress(n, "gateway alone");
@@ -98,29 +116,26 @@ pub async fn run(
         }),
     };
 
-    progress(n, "worker draining the backlog");
-    let probes_before = media.probes();
-    let drain = Drain::run(
-        fixture,
-        &env,
-        &logs.join(format!("{n}-worker.log")),
-        worker_port,
-        alone.accepted,
-        &gateway,
-    )
-    .await?;
-    let worker = drain.worker;
+    progress(n, "worker storing and probing the backlog");
+    let served_before = media.probes();
+    let log = logs.join(format!("{n}-worker.log"));
+    let drain = Drain::run(fixture, &env, &log, worker_port, alone.accepted, &gateway).await?;
+    let probed = drain.probed(fixture, &gateway).await?;
+    let worker = &drain.worker;
     let services = cpu::Services {
         gateway: gateway.pid(),
         worker: Some(worker.pid()),
     };
     let worker_report = Worker {
         drained: drain.rate,
+        probed,
+        probed_ratio_of_raw_head: report::ratio(probed.per_sec, raw.head.per_sec),
         calls_per_batch: drain.calls_per_batch,
-        media_probes_served: media.probes() - probes_before,
-        media_reachable_rows: fixture
-            .count("SELECT count(*) FROM calls WHERE media_reachable")
-            .await?,
+        media_probes_served: media.probes() - served_before,
+        media_reachable_rows: rows::reachable(fixture).await?,
+        probes: drain
+            .metrics
+            .outcomes(&WorkerMetrics::at(worker_addr).await),
         dead_letters: fixture.count("SELECT count(*) FROM dead_letters").await?,
         ratio_of_raw_upsert: report::ratio(drain.rate.per_sec, raw.upsert.per_sec),
         cpu: drain.cpu.usage(worker.pid()),
@@ -130,74 +145,170 @@ pub async fn run(
     progress(n, "end to end");
     fixture.truncate_calls().await?;
     let (e2e_bodies, _) = bodies::generate(n, &spec("e2e", 3));
+    let both = [&gateway, worker];
     let before = cpu::snapshot()?;
     let (together, rss) = processes::sampling_rss(
-        &[&gateway, &worker],
-        end_to_end(
+        &both,
+        end_to_end::post(
             fixture,
             worker_addr,
             target.clone(),
             e2e_bodies,
             concurrency,
-            &[&gateway, &worker],
+            &both,
+            Until::AllProbed,
         ),
     )
     .await;
-    let ((together, done_at), calls_per_batch) = together?;
+    let together = together?;
     let calls_per_message = Published::at(addr)
         .await
         .calls_per_message(&published_alone);
-    let e2e_cpu = cpu::Phase::new(before, cpu::snapshot()?, together.accepted);
-    let sustained = Rate::new(together.accepted, between(together.started_at, done_at));
+    let e2e_cpu = cpu::Phase::new(before, cpu::snapshot()?, together.load.accepted);
+    let load = &together.load;
+    let sustained = Rate::new(load.accepted, between(load.started_at, together.stored_at));
     let (bound_by, bound_per_sec) = report::slowest(&raw);
     let end_to_end = EndToEnd {
         sustained,
-        calls_per_batch,
+        calls_per_batch: together.calls_per_batch,
         calls_per_message,
         bound_by,
         bound_per_sec,
         ratio_of_bound: report::ratio(sustained.per_sec, bound_per_sec),
-        errors: together.errors,
-        post_latency: together.latencies.summary(),
-        post_to_row: post_to_row(fixture).await?,
+        errors: load.errors.clone(),
+        post_latency: load.latencies.summary(),
+        post_to_row: rows::delays(fixture, rows::POST_TO_ROW, None).await?,
+        post_to_probed: rows::delays(fixture, rows::POST_TO_PROBED, None).await?,
+        probed_after_stored: rows::delays(fixture, rows::PROBED_AFTER_STORED, None).await?,
+        probes: together.probes,
         dead_letters: fixture.count("SELECT count(*) FROM dead_letters").await?,
         gateway_cpu: e2e_cpu.usage(gateway.pid()),
         worker_cpu: e2e_cpu.usage(worker.pid()),
         cpu_by_group: e2e_cpu.by_group(services),
     };
 
-    let worker_peak = worker.stop().await?;
-
-    progress(n, "worker draining a backlog without media probes");
+    progress(n, "end to end with bad hosts");
     fixture.truncate_calls().await?;
-    let (unprobed_bodies, _) = bodies::generate(n, &spec("np", 4));
-    let refill = load::run(target, Arc::new(unprobed_bodies), concurrency).await?;
-    let unprobed_port = free_port()?;
-    let mut unprobed_env = fixture.child_env(port, unprobed_port);
-    unprobed_env.push(("APP_MEDIA__PROBE".into(), "false".into()));
-    let probes_before = media.probes();
-    let unprobed = Drain::run(
+    let others = [
+        (slow.base.as_str(), SLOW_SHARE),
+        (silent.base.as_str(), SILENT_SHARE),
+    ];
+    let bad_spec = Spec {
+        other_media: &others,
+        ..spec("bad", 5)
+    };
+    let (bad_bodies, bad_shape) = bodies::generate(n, &bad_spec);
+    let (on_slow, on_silent) = (bad_shape.other_media[0], bad_shape.other_media[1]);
+    let on_fast = n - on_slow - on_silent;
+    let before = cpu::snapshot()?;
+    let bad = end_to_end::post(
         fixture,
-        &unprobed_env,
-        &logs.join(format!("{n}-worker-without-probes.log")),
-        unprobed_port,
+        worker_addr,
+        target.clone(),
+        bad_bodies,
+        concurrency,
+        &both,
+        Until::HostProbed(&media, on_fast),
+    )
+    .await?;
+    let bad_cpu = cpu::Phase::new(before, cpu::snapshot()?, bad.load.accepted);
+    let sustained = Rate::new(
+        bad.load.accepted,
+        between(bad.load.started_at, bad.stored_at),
+    );
+    let post_to_row = rows::delays(fixture, rows::POST_TO_ROW, None).await?;
+    let host = |host, base: &str, answers_after: Option<Duration>, calls| HostShare {
+        host,
+        base: base.to_owned(),
+        answers_after_ms: answers_after.map(|d| d.as_millis() as u64),
+        calls,
+    };
+    let bad_hosts = BadHosts {
+        hosts: vec![
+            host("fast", &media.base, Some(Duration::ZERO), on_fast),
+            host("slow", &slow.base, Some(SLOW_ANSWER), on_slow),
+            host("silent", &silent.base, None, on_silent),
+        ],
+        sustained,
+        sustained_ratio_of_all_fast: report::ratio(sustained.per_sec, end_to_end.sustained.per_sec),
+        errors: bad.load.errors,
+        post_to_row,
+        post_to_row_p99_ratio_of_all_fast: report::ratio(
+            post_to_row.p99_ms,
+            end_to_end.post_to_row.p99_ms,
+        ),
+        fast_post_to_probed: rows::delays(fixture, rows::POST_TO_PROBED, Some(&media.base)).await?,
+        probes: bad.probes,
+        open_circuits: bad.open_circuits,
+        dead_letters: fixture.count("SELECT count(*) FROM dead_letters").await?,
+        cpu_by_group: bad_cpu.by_group(services),
+    };
+
+    let worker_peak = drain.worker.stop().await?;
+    // The bad hosts' retries and deferrals wait in the probe queues: not the next phases'.
+    fixture.delete_probe_queues().await?;
+
+    progress(n, "storage without the probe stage");
+    fixture.truncate_calls().await?;
+    let (refill_bodies, _) = bodies::generate(n, &spec("np", 4));
+    let refill = load::run(target, Arc::new(refill_bodies), concurrency).await?;
+    let stage_env = |worker_port, stages: &str| {
+        let mut env = fixture.child_env(port, worker_port);
+        env.push(("APP_WORKER__STAGES".to_owned(), stages.to_owned()));
+        env
+    };
+    let calls_port = free_port()?;
+    let served_before = media.probes();
+    let storage = Drain::run(
+        fixture,
+        &stage_env(calls_port, "calls"),
+        &logs.join(format!("{n}-worker-calls.log")),
+        calls_port,
         refill.accepted,
         &gateway,
     )
     .await?;
-    let unprobed_services = cpu::Services {
-        gateway: gateway.pid(),
-        worker: Some(unprobed.worker.pid()),
+    let storage_now = WorkerMetrics::at(storage.metrics.addr).await;
+    let storage_alone = StorageAlone {
+        drained: storage.rate,
+        calls_per_batch: storage.calls_per_batch,
+        probes_queued: storage.metrics.probes_queued(&storage_now),
+        media_probes_served: media.probes() - served_before,
+        ratio_of_raw_upsert: report::ratio(storage.rate.per_sec, raw.upsert.per_sec),
+        cpu: storage.cpu.usage(storage.worker.pid()),
+        cpu_by_group: storage.cpu.by_group(cpu::Services {
+            gateway: gateway.pid(),
+            worker: Some(storage.worker.pid()),
+        }),
     };
-    let worker_without_probes = Unprobed {
-        drained: unprobed.rate,
-        calls_per_batch: unprobed.calls_per_batch,
-        media_probes_served: media.probes() - probes_before,
-        ratio_of_raw_upsert: report::ratio(unprobed.rate.per_sec, raw.upsert.per_sec),
-        cpu: unprobed.cpu.usage(unprobed.worker.pid()),
-        cpu_by_group: unprobed.cpu.by_group(unprobed_services),
+    storage.worker.stop().await?;
+
+    progress(n, "the probe stage alone");
+    let probes_port = free_port()?;
+    let served_before = media.probes();
+    let probing = ProbeRun::run(
+        fixture,
+        &stage_env(probes_port, "probes"),
+        &logs.join(format!("{n}-worker-probes.log")),
+        probes_port,
+        refill.accepted,
+        &gateway,
+    )
+    .await?;
+    let probing_now = WorkerMetrics::at(probing.metrics.addr).await;
+    let probe_stage_alone = ProbeStageAlone {
+        probed: probing.rate,
+        ratio_of_raw_head: report::ratio(probing.rate.per_sec, raw.head.per_sec),
+        media_probes_served: media.probes() - served_before,
+        media_reachable_rows: rows::reachable(fixture).await?,
+        probes: probing.metrics.outcomes(&probing_now),
+        cpu: probing.cpu.usage(probing.worker.pid()),
+        cpu_by_group: probing.cpu.by_group(cpu::Services {
+            gateway: gateway.pid(),
+            worker: Some(probing.worker.pid()),
+        }),
     };
-    unprobed.worker.stop().await?;
+    probing.worker.stop().await?;
 
     let gateway_peak = gateway.stop().await?;
     Ok(SizeReport {
@@ -207,8 +318,10 @@ pub async fn run(
         gateway: gateway_report,
         raw,
         worker: worker_report,
-        worker_without_probes,
         end_to_end,
+        bad_hosts,
+        storage_alone,
+        probe_stage_alone,
         rss: Rss {
             gateway_peak_mb: report::kb_to_mb(gateway_peak),
             worker_peak_mb: report::kb_to_mb(worker_peak),
@@ -216,168 +329,6 @@ pub async fn run(
             worker_end_to_end: Series::of_kb(&rss[1]),
         },
     })
-}
-
-/// A worker started on a backlog, timed until it has stored all of it.
-struct Drain {
-    worker: Service,
-    rate: Rate,
-    calls_per_batch: f64,
-    cpu: cpu::Phase,
-}
-
-impl Drain {
-    async fn run(
-        fixture: &Fixture,
-        env: &[(String, String)],
-        log: &Path,
-        worker_port: u16,
-        backlog: usize,
-        gateway: &Service,
-    ) -> anyhow::Result<Self> {
-        let started = Utc::now();
-        // Before the start, so that the worker's own start-up is in its cost.
-        let before = cpu::snapshot()?;
-        let worker = Service::start("worker", env, log)?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], worker_port));
-        let metrics = Metrics {
-            addr,
-            baseline: 0,
-            batches: 0.0,
-        };
-        let drained_at = wait_for_rows(fixture, &metrics, backlog, &[gateway, &worker]).await?;
-        let cpu = cpu::Phase::new(before, cpu::snapshot()?, backlog);
-        Ok(Self {
-            rate: Rate::new(backlog, between(started, drained_at)),
-            calls_per_batch: metrics.calls_per_batch(&Metrics::at(addr).await),
-            cpu,
-            worker,
-        })
-    }
-}
-
-/// Posts every body with both services running; returns the load's result and when the
-/// last accepted call was stored.
-async fn end_to_end(
-    fixture: &Fixture,
-    worker: SocketAddr,
-    target: Arc<Target>,
-    bodies: Vec<Bytes>,
-    concurrency: usize,
-    services: &[&Service],
-) -> anyhow::Result<((LoadResult, DateTime<Utc>), f64)> {
-    let metrics = Metrics::at(worker).await;
-    let load = load::run(target, Arc::new(bodies), concurrency).await?;
-    // The last row can only follow the last accepted POST, so waiting from here loses nothing.
-    let done = wait_for_rows(fixture, &metrics, load.accepted, services).await?;
-    let calls_per_batch = metrics.calls_per_batch(&Metrics::at(worker).await);
-    Ok(((load, done), calls_per_batch))
-}
-
-/// Waits until `expected` calls are stored and returns the last one's `created_at` (set
-/// by its insert, just before the commit), so the poll's granularity is not in the figure.
-/// Progress comes from the worker's own counter of committed calls, cheap to read; one
-/// exact count confirms it. A `count(*)` every poll would load the very Postgres being
-/// measured (a parallel scan of tens of ms at 200k rows).
-async fn wait_for_rows(
-    fixture: &Fixture,
-    worker: &Metrics,
-    expected: usize,
-    services: &[&Service],
-) -> anyhow::Result<DateTime<Utc>> {
-    let expected = i64::try_from(expected)?;
-    let mut progress = (-1, Instant::now());
-    let mut last_exact: Option<Instant> = None;
-    loop {
-        let stored = worker.stored().await - worker.baseline;
-        let now = Instant::now();
-        // A redelivered call is counted twice but stored once: confirm, at most once a second.
-        if stored >= expected && last_exact.is_none_or(|t| now - t >= EXACT_EVERY) {
-            last_exact = Some(now);
-            if let (rows, Some(last_row)) = fixture.stored().await? {
-                if rows >= expected {
-                    return Ok(last_row);
-                }
-            }
-        }
-        for service in services {
-            service.check_alive()?;
-        }
-        if stored != progress.0 {
-            progress = (stored, now);
-        } else if now - progress.1 > STALL {
-            let (rows, _) = fixture.stored().await?;
-            let dead = fixture.count("SELECT count(*) FROM dead_letters").await?;
-            bail!(
-                "stuck at {rows} of {expected} calls stored for {STALL:?} ({dead} dead letters); see the worker's log"
-            );
-        }
-        tokio::time::sleep(POLL_EVERY).await;
-    }
-}
-
-/// The worker's `/metrics`, read for its count of committed calls.
-struct Metrics {
-    addr: SocketAddr,
-    /// The count when the phase started.
-    baseline: i64,
-    /// Transactions when the phase started.
-    batches: f64,
-}
-
-impl Metrics {
-    async fn at(addr: SocketAddr) -> Self {
-        let mut metrics = Self {
-            addr,
-            baseline: 0,
-            batches: 0.0,
-        };
-        metrics.baseline = metrics.stored().await;
-        metrics.batches = counter(addr, "callq_worker_batches_total").await;
-        metrics
-    }
-
-    async fn stored(&self) -> i64 {
-        counter(self.addr, "callq_worker_calls_stored_total").await as i64
-    }
-
-    /// Mean calls per transaction from this reading to a later one.
-    fn calls_per_batch(&self, later: &Self) -> f64 {
-        (later.baseline - self.baseline) as f64 / (later.batches - self.batches).max(1.0)
-    }
-}
-
-/// A counter from a service's `/metrics`; 0 until it answers (it may still be starting).
-/// The gateway's cumulative counts of published calls and messages.
-#[derive(Default)]
-struct Published {
-    calls: f64,
-    messages: f64,
-}
-
-impl Published {
-    async fn at(addr: SocketAddr) -> Self {
-        Self {
-            calls: counter(addr, "callq_gateway_calls_published_total").await,
-            messages: counter(addr, "callq_gateway_messages_published_total").await,
-        }
-    }
-
-    /// Mean calls per message published since `earlier`.
-    fn calls_per_message(&self, earlier: &Self) -> f64 {
-        (self.calls - earlier.calls) / (self.messages - earlier.messages).max(1.0)
-    }
-}
-
-async fn counter(addr: SocketAddr, name: &str) -> f64 {
-    let Ok((200, text)) = load::get(addr, "/metrics").await else {
-        return 0.0;
-    };
-    String::from_utf8_lossy(&text)
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
 }
 
 /// From a wall-clock instant to a row's timestamp (one clock: the same machine).
@@ -399,30 +350,14 @@ async fn wait_ready(gateway: &Service, addr: SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-async fn post_to_row(fixture: &Fixture) -> anyhow::Result<PostToRow> {
-    let (p50, p99, max): (Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY ms),
-                max(ms)
-         FROM (SELECT (extract(epoch FROM created_at - received_at) * 1000)::float8 AS ms
-               FROM calls) rows",
-    )
-    .fetch_one(&fixture.pool)
-    .await
-    .context("POST-to-row percentiles")?;
-    Ok(PostToRow {
-        p50_ms: p50.unwrap_or(0.0),
-        p99_ms: p99.unwrap_or(0.0),
-        max_ms: max.unwrap_or(0.0),
-    })
-}
-
 /// A port for a child to listen on: the kernel picks it, then it is released.
 fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
     Ok(listener.local_addr()?.port())
 }
 
+/// With the time, to find a phase in the services' logs.
 fn progress(n: usize, phase: &str) {
-    eprintln!("bench: {n} calls: {phase}");
+    let at = Utc::now().format("%H:%M:%S%.3f");
+    eprintln!("bench: {at} {n} calls: {phase}");
 }
