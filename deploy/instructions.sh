@@ -13,9 +13,10 @@
 #   deploy/instructions.sh          # 3000 calls
 #   deploy/instructions.sh 5000
 #
-# Prints the gateway, the worker, and the worker without media probes (the benchmark's
-# last drain); start-up is counted in. Callgrind's files are left in target/instructions/
-# for `callgrind_annotate --inclusive=yes FILE`.
+# Prints a line per service kind: the gateway, the worker running both stages (storing and
+# probing), the worker with only the calls stage (storing) and the worker with only the probe
+# stage (the benchmark's last two phases); start-up is counted in. Callgrind's files are left
+# in target/instructions/ for `callgrind_annotate --inclusive=yes FILE`.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,12 +35,12 @@ rm -rf "$out"
 mkdir -p "$out/bin"
 cp "$target/release/bench" "$out/bin/"
 # The bench starts the services found beside it: these stand-ins run the real ones under
-# callgrind.
+# callgrind, a worker with worker.stages set in files of its own (worker-calls, worker-probes).
 for service in gateway worker; do
     cp "$target/release/$service" "$out/bin/$service.real"
     cat >"$out/bin/$service" <<EOF
 #!/bin/sh
-exec valgrind --tool=callgrind --callgrind-out-file="$out/$service\${APP_MEDIA__PROBE:+-probe-\$APP_MEDIA__PROBE}.%p.callgrind" "$out/bin/$service.real" "\$@"
+exec valgrind --tool=callgrind --callgrind-out-file="$out/$service\${APP_WORKER__STAGES:+-\$APP_WORKER__STAGES}.%p.callgrind" "$out/bin/$service.real" "\$@"
 EOF
     chmod +x "$out/bin/$service"
 done
@@ -48,9 +49,10 @@ _callq_log "benchmark at $calls calls under callgrind (log: $out/bench.log)"
 "$out/bin/bench" --sizes "$calls" --out "$out/bench.json" >"$out/bench.log" 2>&1 \
     || { tail -20 "$out/bench.log" >&2; exit 1; }
 
-# The gateway handles the size three times (alone, end to end, and the backlog of the drain
-# without probes); the probing worker twice (its drain, end to end); the worker started with
-# media.probe = false once, in files of its own.
+# The gateway handles the size four times (alone, end to end, end to end with bad hosts, and
+# the backlog of the storage-only drain); the worker with both stages three times (its drain,
+# end to end, bad hosts: storing every call and probing all but the bad hosts' unanswered
+# ones); the storage-only worker and the probe-only worker once each.
 count() {
     local name="$1" handled="$2" total=0 file instructions
     for file in "$out/$name".*.callgrind; do
@@ -59,6 +61,7 @@ count() {
     done
     printf '%s: %d instructions a call (%d calls handled)\n' "$name" $((total / handled)) "$handled"
 }
-count gateway $((3 * calls))
-count worker $((2 * calls))
-count worker-probe-false "$calls"
+count gateway $((4 * calls))
+count worker $((3 * calls))
+count worker-calls "$calls"
+count worker-probes "$calls"

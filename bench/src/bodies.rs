@@ -1,7 +1,9 @@
 //! Realistic call bodies, all built before any timing starts: 600 B to 2 KB of JSON, custom
 //! fields of the common types, a client on most calls, a transcription on about 30 %, an
 //! operator drawn from the bound ones and a `uid` of its own each. Seeded, so two runs send
-//! the same shapes.
+//! the same shapes. A share of the recordings may live on other hosts, drawn by a generator of
+//! its own: with bases of one length, those bodies differ from the all-one-host ones only in
+//! their `media_url`.
 
 use bytes::Bytes;
 use chrono::{Duration, FixedOffset, Utc};
@@ -42,6 +44,9 @@ pub struct Spec<'a> {
     pub operators: &'a [String],
     /// Where recordings live (the bench's media server), without a trailing slash.
     pub media_base: &'a str,
+    /// Other recording hosts and the share of bodies pointing at each (base, share); the
+    /// rest point at `media_base`.
+    pub other_media: &'a [(&'a str, f64)],
     /// Makes the `uid`s of this batch distinct from every other batch's.
     pub uid_prefix: &'a str,
     pub seed: u64,
@@ -54,16 +59,31 @@ pub struct Shape {
     pub mean_bytes: usize,
     pub max_bytes: usize,
     pub with_transcription: usize,
+    /// Bodies pointing at each of [`Spec::other_media`], in its order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_media: Vec<usize>,
 }
+
+/// Seeds the choice of recording host, apart from the bodies' shapes (an arbitrary constant).
+const HOST_SEED: u64 = 0x006d_6564_6961;
 
 pub fn generate(n: usize, spec: &Spec<'_>) -> (Vec<Bytes>, Shape) {
     let mut rng = StdRng::seed_from_u64(spec.seed);
+    let mut hosts = StdRng::seed_from_u64(spec.seed ^ HOST_SEED);
     let mut with_transcription = 0;
+    let mut other_media = vec![0; spec.other_media.len()];
     let bodies: Vec<Bytes> = (0..n)
         .map(|i| {
             let transcribed = rng.random_bool(TRANSCRIPTION_SHARE);
             with_transcription += usize::from(transcribed);
-            Bytes::from(body(&mut rng, i, spec, transcribed))
+            let base = match media_host(&mut hosts, spec.other_media) {
+                Some(other) => {
+                    other_media[other] += 1;
+                    spec.other_media[other].0
+                }
+                None => spec.media_base,
+            };
+            Bytes::from(body(&mut rng, i, spec, base, transcribed))
         })
         .collect();
     let sizes = bodies.iter().map(Bytes::len);
@@ -72,11 +92,30 @@ pub fn generate(n: usize, spec: &Spec<'_>) -> (Vec<Bytes>, Shape) {
         mean_bytes: sizes.clone().sum::<usize>() / n.max(1),
         max_bytes: sizes.max().unwrap_or(0),
         with_transcription,
+        other_media,
     };
     (bodies, shape)
 }
 
-fn body(rng: &mut StdRng, i: usize, spec: &Spec<'_>, transcribed: bool) -> Vec<u8> {
+/// Which of `others` a body's recording lives on, if any: drawn against their shares.
+fn media_host(rng: &mut StdRng, others: &[(&str, f64)]) -> Option<usize> {
+    if others.is_empty() {
+        return None;
+    }
+    let mut draw: f64 = rng.random();
+    others.iter().position(|&(_, share)| {
+        draw -= share;
+        draw < 0.0
+    })
+}
+
+fn body(
+    rng: &mut StdRng,
+    i: usize,
+    spec: &Spec<'_>,
+    media_base: &str,
+    transcribed: bool,
+) -> Vec<u8> {
     let uid = format!("{}-{i}", spec.uid_prefix);
     let duration: f64 = (rng.random_range(5_000..900_000) as f64) / 1000.0;
     let mut call = json!({
@@ -85,7 +124,7 @@ fn body(rng: &mut StdRng, i: usize, spec: &Spec<'_>, transcribed: bool) -> Vec<u
         "direction": if rng.random_bool(0.6) { "incoming" } else { "outcoming" },
         "duration": duration,
         "client_phone_number": format!("+37533{:07}", rng.random_range(0..10_000_000)),
-        "media_url": format!("{}/recordings/{uid}.wav", spec.media_base),
+        "media_url": format!("{media_base}/recordings/{uid}.wav"),
         "uid": uid,
         "custom_fields": custom_fields(rng),
     });
@@ -225,15 +264,28 @@ mod tests {
 
     use super::*;
 
-    fn batch(n: usize) -> (Vec<Bytes>, Shape) {
+    /// As long as the main base, so that the bodies keep their shapes.
+    const OTHERS: [(&str, f64); 2] = [("http://127.0.0.1:7", 0.1), ("http://127.0.0.1:8", 0.2)];
+
+    fn batch_with(n: usize, other_media: &[(&str, f64)]) -> (Vec<Bytes>, Shape) {
         let operators = vec!["a@example.com".to_owned(), "b@example.com".to_owned()];
         let spec = Spec {
             operators: &operators,
             media_base: "http://127.0.0.1:9",
+            other_media,
             uid_prefix: "t",
             seed: 7,
         };
         generate(n, &spec)
+    }
+
+    fn batch(n: usize) -> (Vec<Bytes>, Shape) {
+        batch_with(n, &[])
+    }
+
+    fn media_url(body: &Bytes) -> String {
+        let call: Value = serde_json::from_slice(body).expect("JSON");
+        call["media_url"].as_str().expect("a media_url").to_owned()
     }
 
     #[test]
@@ -263,6 +315,40 @@ mod tests {
             let parsed = parse_call(&body, &definitions).expect("a valid call");
             definitions.extend(parsed.new_fields);
             assert!(uids.insert(parsed.call.storage_key().uid));
+        }
+    }
+
+    #[test]
+    fn other_hosts_get_their_share_and_the_same_seed_gives_the_same_hosts() {
+        let (bodies, shape) = batch_with(10_000, &OTHERS);
+        assert!((800..1200).contains(&shape.other_media[0]), "{shape:?}");
+        assert!((1700..2300).contains(&shape.other_media[1]), "{shape:?}");
+        let on = |base: &str| {
+            bodies
+                .iter()
+                .filter(|b| media_url(b).starts_with(&format!("{base}/")))
+                .count()
+        };
+        assert_eq!(on(OTHERS[0].0), shape.other_media[0]);
+        assert_eq!(on(OTHERS[1].0), shape.other_media[1]);
+        let (again, _) = batch_with(10_000, &OTHERS);
+        let urls = |bodies: &[Bytes]| bodies.iter().map(media_url).collect::<Vec<_>>();
+        assert_eq!(urls(&bodies), urls(&again));
+    }
+
+    #[test]
+    fn other_hosts_leave_the_shapes_alone() {
+        let (all_fast, _) = batch(500);
+        let (mixed, _) = batch_with(500, &OTHERS);
+        for (a, b) in all_fast.iter().zip(&mixed) {
+            let mut a: Value = serde_json::from_slice(a).expect("JSON");
+            let mut b: Value = serde_json::from_slice(b).expect("JSON");
+            // `started_at` is drawn back from the clock, which moves between the batches.
+            for key in ["media_url", "started_at"] {
+                a[key] = Value::Null;
+                b[key] = Value::Null;
+            }
+            assert_eq!(a, b);
         }
     }
 }

@@ -1,14 +1,15 @@
 //! What one size of the benchmark runs against, made fresh and removed afterwards: its own
 //! database (migrated), an organisation with an integration and bound operators, and its own
-//! queue prefixes (one for the pipeline, one for the raw broker measurements).
+//! queue prefixes (one for the pipeline and its probe queues, one for the raw broker
+//! measurements).
 
 use std::collections::HashMap;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
-use shared::broker::Topology;
-use shared::config::{BrokerSettings, Settings};
+use shared::broker::{ProbeTopology, Topology};
+use shared::config::{BrokerSettings, MediaSettings, Settings};
 use shared::store::{accounts, bindings};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -32,6 +33,10 @@ pub struct Fixture {
     pub broker: BrokerSettings,
     /// Queues of the raw measurements, declared exactly like the pipeline's.
     pub raw_broker: BrokerSettings,
+    /// The media settings the workers run with: the defaults and whatever `APP_*` variables
+    /// (or `APP_CONFIG_FILE`) the bench's environment passes on to them. They name the probe
+    /// queues and size the raw HEAD loop.
+    pub media: MediaSettings,
     pub integration_id: Uuid,
     pub organisation_id: Uuid,
     pub token: String,
@@ -61,7 +66,14 @@ impl Fixture {
                 return Err(e);
             }
         };
-        let mut settings = Settings::defaults();
+        // As the children will read them: they inherit the bench's environment.
+        let mut settings = match Settings::load() {
+            Ok(settings) => settings,
+            Err(e) => {
+                let _ = drop_database(&db_name).await;
+                return Err(e).context("the settings the services would run with");
+            }
+        };
         settings.broker.url = SecretString::from(AMQP_URL);
         settings.broker.queue_prefix = format!("bench.{id}");
         let mut raw_broker = settings.broker.clone();
@@ -72,6 +84,7 @@ impl Fixture {
             pool,
             broker: settings.broker,
             raw_broker,
+            media: settings.media,
             integration_id,
             organisation_id,
             token,
@@ -126,16 +139,32 @@ impl Fixture {
         Ok(())
     }
 
-    /// Drops the database and deletes every queue of both prefixes; best effort, so that a
-    /// failed run still leaves nothing behind. Returns what could not be removed.
+    /// The pipeline's probe queues: work, retries, deferrals.
+    pub fn probe_topology(&self) -> ProbeTopology {
+        ProbeTopology::new(&self.broker.queue_prefix, &self.media)
+    }
+
+    /// Deletes the probe queues with what waits in them (a phase's retries and deferrals),
+    /// so that the next phase's probe stage sees only its own work. The next worker to start
+    /// declares them again.
+    pub async fn delete_probe_queues(&self) -> anyhow::Result<()> {
+        delete_queues(&self.broker, &self.probe_topology().queues()).await
+    }
+
+    /// Drops the database and deletes every queue of both prefixes, probe queues included;
+    /// best effort, so that a failed run still leaves nothing behind. Returns what could not
+    /// be removed.
     pub async fn remove(self) -> Vec<String> {
         let mut problems = Vec::new();
         self.pool.close().await;
         if let Err(e) = drop_database(&self.db_name).await {
             problems.push(format!("database {}: {e:#}", self.db_name));
         }
-        for broker in [&self.broker, &self.raw_broker] {
-            if let Err(e) = delete_queues(broker).await {
+        let (calls, probes) = (Topology::new(&self.broker), self.probe_topology());
+        let raw = Topology::new(&self.raw_broker);
+        let pipeline = [calls.queues(), probes.queues()].concat();
+        for (broker, queues) in [(&self.broker, pipeline), (&self.raw_broker, raw.queues())] {
+            if let Err(e) = delete_queues(broker, &queues).await {
                 problems.push(format!("queues {}.*: {e:#}", broker.queue_prefix));
             }
         }
@@ -211,10 +240,11 @@ async fn drop_database(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn delete_queues(broker: &BrokerSettings) -> anyhow::Result<()> {
+/// Deleting a queue that was never declared succeeds: RabbitMQ answers `delete-ok`.
+async fn delete_queues(broker: &BrokerSettings, queues: &[&str]) -> anyhow::Result<()> {
     let connection = shared::broker::connect(broker, "bench-cleanup").await?;
     let channel = connection.create_channel().await?;
-    for queue in Topology::new(broker).queues() {
+    for &queue in queues {
         channel
             .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
             .await

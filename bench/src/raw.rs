@@ -1,7 +1,8 @@
 //! The raw limits of what the pipeline depends on, measured in-process with lapin and sqlx
 //! directly, with our own message bytes and rows: how fast RabbitMQ takes confirmed
 //! publishes into a quorum queue declared exactly like the work queue, how fast it hands
-//! them out against acks, and how fast Postgres takes multi-row upserts into `calls`.
+//! them out against acks, how fast Postgres takes multi-row upserts into `calls`, and how
+//! fast a bare reqwest client gets HEADs answered by the bench's recording host.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +41,8 @@ pub const UPSERT_BATCH: usize = 500;
 pub const UPSERT_SESSIONS: usize = 2;
 /// A broker that hands out nothing for this long has lost messages or hung.
 const STALL: Duration = Duration::from_secs(30);
+/// One HEAD of the raw loop, answered at once on loopback unless something is wrong.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Parameters of the raw measurements, for the report.
 #[derive(Debug, Clone, Serialize)]
@@ -47,9 +50,11 @@ pub struct Method {
     pub publish: String,
     pub consume: String,
     pub upsert: String,
+    pub head: String,
 }
 
-pub fn method() -> Method {
+/// `head_loops`: the probes a worker may have in flight against one host.
+pub fn method(head_loops: usize) -> Method {
     Method {
         publish: format!(
             "{PUBLISH_CHANNELS} channels x {PUBLISH_WINDOW} confirms in flight, mandatory, persistent, quorum queue"
@@ -57,6 +62,9 @@ pub fn method() -> Method {
         consume: format!("prefetch {CONSUME_PREFETCH}, basic.ack multiple every {ACK_EVERY}"),
         upsert: format!(
             "INSERT .. SELECT FROM UNNEST .. ON CONFLICT DO UPDATE, {UPSERT_BATCH} rows a statement, {UPSERT_SESSIONS} sessions"
+        ),
+        head: format!(
+            "{head_loops} loops (media.per_host_concurrency) x HEAD, one keep-alive reqwest client, one host"
         ),
     }
 }
@@ -242,4 +250,40 @@ pub fn payloads(envelopes: &[CallEnvelope]) -> Vec<Vec<u8>> {
         .iter()
         .map(|e| CallMessage::V1(e.clone()).to_bytes())
         .collect()
+}
+
+/// `n` HEADs of distinct recordings on `media_base`, from `loops` tasks sharing one keep-alive
+/// client: the most a worker's probes of one host could reach, with none of its work around
+/// them (queues, slots, circuits, results).
+pub async fn head(media_base: &str, n: usize, loops: usize) -> anyhow::Result<Rate> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(HEAD_TIMEOUT)
+        .build()
+        .context("build the raw HEAD client")?;
+    let urls: Arc<Vec<String>> = Arc::new(
+        (0..n)
+            .map(|i| format!("{media_base}/recordings/raw-{i}.wav"))
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..loops.max(1))
+        .map(|_| {
+            let (client, urls, next) = (client.clone(), urls.clone(), next.clone());
+            tokio::spawn(async move {
+                while let Some(url) = urls.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let answer = client.head(url).send().await?;
+                    if !answer.status().is_success() {
+                        bail!("the media server answered {} to a HEAD", answer.status());
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.context("a HEAD loop panicked")??;
+    }
+    Ok(Rate::new(n, started.elapsed()))
 }
