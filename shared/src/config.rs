@@ -113,6 +113,7 @@ pub struct MediaSettings {
     pub result_batch: usize,
     pub result_wait_ms: u64,
     pub yield_to_storage_ms: u64,
+    pub max_started: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use shared::broker::{ProbeTopology, Publisher};
 use shared::config::{Settings, Stage};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::auto_replay::AutoReplay;
 use crate::calls::handler::{Handler, Inspector};
@@ -100,6 +101,9 @@ impl Worker {
                 prefetch: media.prefetch.max(1),
                 max_deferrals: media.max_deferrals,
                 prober: MediaProber::new(media)?,
+                started: Arc::new(Semaphore::new(
+                    media.max_started.clamp(1, Semaphore::MAX_PERMITS),
+                )),
                 results: Results {
                     pool,
                     publisher,

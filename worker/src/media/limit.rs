@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+/// Hosts remembered with nobody in their line; past this, all such are forgotten at once.
+const REMEMBERED_HOSTS: usize = 10_000;
+
 #[derive(Debug)]
 pub(super) struct HostLimiter {
     per_host: usize,
@@ -39,8 +42,9 @@ pub(super) enum Join<'a> {
     NotHeardFrom(Arc<Notify>),
 }
 
-/// A probe's place in its host's line; dropping it leaves the line, and a host nobody is in
-/// line for is forgotten, so the map does not grow with every host ever probed.
+/// A probe's place in its host's line; dropping it leaves the line. A host nobody is in line
+/// for is forgotten unless it has answered: how long its probes take is kept for its next
+/// burst, until more than [`REMEMBERED_HOSTS`] hosts are known.
 pub(super) struct InLine<'a> {
     limiter: &'a HostLimiter,
     host: String,
@@ -61,6 +65,9 @@ impl HostLimiter {
     /// Joins the host's line, unless `may_refuse` and the line is full.
     pub(super) fn join(&self, host: &str, may_refuse: bool) -> Join<'_> {
         let mut hosts = self.lock();
+        if hosts.len() > REMEMBERED_HOSTS {
+            hosts.retain(|_, h| h.queued > 0);
+        }
         let entry = hosts.entry(host.to_owned()).or_insert_with(|| Host {
             slots: Arc::new(Semaphore::new(self.per_host)),
             queued: 0,
@@ -119,7 +126,7 @@ impl Drop for InLine<'_> {
         let mut hosts = self.limiter.lock();
         if let Some(host) = hosts.get_mut(&self.host) {
             host.queued -= 1;
-            if host.queued == 0 {
+            if host.queued == 0 && host.typical.is_none() {
                 hosts.remove(&self.host);
             }
         }
@@ -138,11 +145,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_host_is_forgotten_once_nobody_is_in_its_line() {
+    async fn a_host_that_never_answered_is_forgotten_once_nobody_is_in_its_line() {
         let limiter = HostLimiter::new(2, 0, Duration::from_secs(1));
         let first = in_line(limiter.join("a.example:80", false));
         let second = in_line(limiter.join("a.example:80", false));
         let other = in_line(limiter.join("b.example:80", false));
+        other.took(Duration::from_millis(3));
         assert_eq!(limiter.tracked_hosts(), 2);
 
         drop(first);
@@ -150,7 +158,11 @@ mod tests {
         drop(second);
         assert_eq!(limiter.tracked_hosts(), 1);
         drop(other);
-        assert_eq!(limiter.tracked_hosts(), 0);
+        assert_eq!(
+            limiter.tracked_hosts(),
+            1,
+            "b answered: remembered for its next burst"
+        );
     }
 
     #[tokio::test]

@@ -152,7 +152,7 @@ impl MediaProber {
                 timeout: settings.timeout(),
                 // A probe let into a line expects its slot within a quarter of its deadline.
                 hosts: HostLimiter::new(per_host, settings.host_backlog, settings.timeout() / 4),
-                first_answer_grace: settings.timeout() / 40,
+                first_answer_grace: settings.timeout() / 4,
                 slots: Semaphore::new(max_in_flight),
                 circuits: Circuits::new(
                     settings.circuit_failures,

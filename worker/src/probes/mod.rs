@@ -24,7 +24,7 @@ use shared::config::BrokerSettings;
 use shared::message;
 use shared::metrics::label;
 use shared::probe_work::ProbeWork;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -44,6 +44,9 @@ pub struct ProbeStage {
     /// Deferrals after which a probe waits in its host's line instead.
     pub max_deferrals: u32,
     pub prober: MediaProber,
+    /// Probes started and not yet finished, at most (`media.max_started`): the work behind
+    /// them waits in the consumer's prefetch, not as tasks.
+    pub started: Arc<Semaphore>,
     pub results: Results,
     pub metrics: Metrics,
     /// The calls stage of the same process, when there is one: while it has a backlog, a
@@ -99,7 +102,10 @@ impl ProbeStage {
                             }
                         }
                         last_start = Instant::now();
-                        self.start(delivery, &finished, &mut probing).await;
+                        tokio::select! {
+                            _ = &mut stopping => break SessionEnd::Stopped,
+                            () = self.start(delivery, &finished, &mut probing) => {}
+                        }
                     }
                     Some(Err(e)) => break SessionEnd::Lost(e.to_string()),
                     None => break SessionEnd::Lost("the broker cancelled the consumer".into()),
