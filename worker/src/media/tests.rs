@@ -439,10 +439,13 @@ async fn slow_server(delay: Duration) -> SocketAddr {
 
 #[tokio::test]
 async fn a_full_line_puts_off_the_probes_that_may_be_put_off() {
-    let addr = slow_server(Duration::from_millis(300)).await;
+    // The host's first answer comes after the 1.25 s a new host is given (a quarter of the
+    // deadline): the second probe cannot know the line is worth waiting in.
+    let addr = slow_server(Duration::from_millis(1500)).await;
     let prober = MediaProber::new(&MediaSettings {
         per_host_concurrency: 1,
         host_backlog: 0,
+        timeout_ms: 5_000,
         ..settings()
     })
     .expect("prober builds");
