@@ -155,10 +155,15 @@ impl ProbeStage {
         };
         let ticket = Arc::new(Ticket::new(delivery.acker, work.probes.len()));
         for probe in work.probes {
+            // Never closed: the semaphore lives as long as the stage.
+            let Ok(started) = self.started.clone().acquire_owned().await else {
+                return;
+            };
             let may_defer = probe.deferrals < self.max_deferrals;
             let (prober, finished, ticket) =
                 (self.prober.clone(), finished.clone(), ticket.clone());
             probing.spawn(async move {
+                let _started = started;
                 let outcome = AssertUnwindSafe(prober.probe(&probe.media_url, may_defer))
                     .catch_unwind()
                     .await
