@@ -96,14 +96,15 @@ impl Worker {
         });
         let probes = if stages.contains(&Stage::Probes) {
             let media = &settings.media;
+            let max_started = u32::try_from(media.max_started.clamp(1, Semaphore::MAX_PERMITS))
+                .unwrap_or(u32::MAX);
             Some(ProbeStage {
                 broker: settings.broker.clone(),
                 prefetch: media.prefetch.max(1),
                 max_deferrals: media.max_deferrals,
                 prober: MediaProber::new(media)?,
-                started: Arc::new(Semaphore::new(
-                    media.max_started.clamp(1, Semaphore::MAX_PERMITS),
-                )),
+                started: Arc::new(Semaphore::new(max_started as usize)),
+                max_started,
                 results: Results {
                     pool,
                     publisher,

@@ -152,7 +152,7 @@ impl MediaProber {
                 timeout: settings.timeout(),
                 // A probe let into a line expects its slot within a quarter of its deadline.
                 hosts: HostLimiter::new(per_host, settings.host_backlog, settings.timeout() / 4),
-                first_answer_grace: settings.timeout() / 4,
+                first_answer_grace: settings.timeout() / 40,
                 slots: Semaphore::new(max_in_flight),
                 circuits: Circuits::new(
                     settings.circuit_failures,
@@ -165,7 +165,6 @@ impl MediaProber {
 
     /// Probes `media_url` within `media.timeout_ms` from now, slots included. With
     /// `may_defer`, a probe whose host already has its line full is not made but deferred.
-    #[tracing::instrument(skip_all)]
     pub async fn probe(&self, media_url: &str, may_defer: bool) -> Probed {
         let inner = &*self.inner;
         let deadline = Instant::now() + inner.timeout;

@@ -439,7 +439,7 @@ async fn slow_server(delay: Duration) -> SocketAddr {
 
 #[tokio::test]
 async fn a_full_line_puts_off_the_probes_that_may_be_put_off() {
-    // The host's first answer comes after the 1.25 s a new host is given (a quarter of the
+    // The host's first answer comes after the 125 ms a new host is given (a fortieth of the
     // deadline): the second probe cannot know the line is worth waiting in.
     let addr = slow_server(Duration::from_millis(1500)).await;
     let prober = MediaProber::new(&MediaSettings {

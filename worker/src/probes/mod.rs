@@ -25,7 +25,6 @@ use shared::message;
 use shared::metrics::label;
 use shared::probe_work::ProbeWork;
 use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::media::{MediaCheck, MediaProber, Probed};
@@ -47,6 +46,7 @@ pub struct ProbeStage {
     /// Probes started and not yet finished, at most (`media.max_started`): the work behind
     /// them waits in the consumer's prefetch, not as tasks.
     pub started: Arc<Semaphore>,
+    pub max_started: u32,
     pub results: Results,
     pub metrics: Metrics,
     /// The calls stage of the same process, when there is one: while it has a backlog, a
@@ -85,7 +85,6 @@ impl ProbeStage {
 
         let (finished, to_settle) = mpsc::channel(self.results.batch.max(1) * 4);
         let settling = tokio::spawn(self.results.clone().run(to_settle, stop.clone()));
-        let mut probing = JoinSet::new();
         let queues = self.topology.queues();
         let mut depths = tokio::time::interval(DEPTH_SAMPLE_EVERY);
         let stopping = stop.wait();
@@ -104,7 +103,7 @@ impl ProbeStage {
                         last_start = Instant::now();
                         tokio::select! {
                             _ = &mut stopping => break SessionEnd::Stopped,
-                            () = self.start(delivery, &finished, &mut probing) => {}
+                            () = self.start(delivery, &finished) => {}
                         }
                     }
                     Some(Err(e)) => break SessionEnd::Lost(e.to_string()),
@@ -115,26 +114,21 @@ impl ProbeStage {
                     let open = i64::try_from(self.prober.open_circuits()).unwrap_or(i64::MAX);
                     self.metrics.open_circuits.set(open);
                 }
-                Some(_) = probing.join_next(), if !probing.is_empty() => {}
             }
         };
         let cancel = channel.basic_cancel(stream.tag(), BasicCancelOptions::default());
         broker::while_stopping("probe consumer cancel", cancel).await;
         // Probes under way end by their deadline; their results are settled (and acked, if
         // the channel still lives) before the connection closes. The rest goes back.
-        while probing.join_next().await.is_some() {}
+        // Every permit back: every probe task has ended.
+        drop(self.started.acquire_many(self.max_started).await);
         drop(finished);
         let _ = settling.await;
         broker::close(&connection, "worker stopping").await;
         end
     }
 
-    async fn start(
-        &self,
-        delivery: Delivery,
-        finished: &mpsc::Sender<Finished>,
-        probing: &mut JoinSet<()>,
-    ) {
+    async fn start(&self, delivery: Delivery, finished: &mpsc::Sender<Finished>) {
         let encoding = delivery.properties.content_encoding().as_ref();
         let work = message::decompress(encoding.map(|e| e.as_str()), &delivery.data)
             .map_err(|e| e.to_string())
@@ -162,7 +156,8 @@ impl ProbeStage {
             let may_defer = probe.deferrals < self.max_deferrals;
             let (prober, finished, ticket) =
                 (self.prober.clone(), finished.clone(), ticket.clone());
-            probing.spawn(async move {
+            // Not in a JoinSet: it would keep every ended task until joined.
+            tokio::spawn(async move {
                 let _started = started;
                 let outcome = AssertUnwindSafe(prober.probe(&probe.media_url, may_defer))
                     .catch_unwind()
