@@ -6,6 +6,8 @@
 //! is written only while the call still has that URL, so a probe can be done twice, late or
 //! after the call changed without harm.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -54,6 +56,20 @@ impl ProbeWork {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, sonic_rs::Error> {
         sonic_rs::from_slice(bytes)
     }
+}
+
+/// `probes` as one message per recording host: the probe stage acks a message once all its
+/// probes are settled, so a message holding one host's probes is never held back by another
+/// host's slow ones.
+pub fn by_host(probes: Vec<Probe>) -> Vec<ProbeWork> {
+    let mut hosts: HashMap<String, Vec<Probe>> = HashMap::new();
+    for probe in probes {
+        hosts
+            .entry(host_of(&probe.media_url).to_owned())
+            .or_default()
+            .push(probe);
+    }
+    hosts.into_values().map(ProbeWork::new).collect()
 }
 
 /// The host (and port) part of a media URL as the gateway stored it (`scheme://host:port/...`),

@@ -1,8 +1,8 @@
 //! Probing stored calls' media again on purpose (a recording host that came back, a guard
 //! that was too strict): the calls a filter selects, counted for a dry run, or paged through
-//! by id and queued on the probe queue, one `ProbeWork` message a page. The CLI and the
-//! admin API both go through here. A probe done twice is harmless, so a reprobe killed
-//! midway is simply run again.
+//! by id and queued on the probe queue, one `ProbeWork` message per recording host a page.
+//! The CLI and the admin API both go through here. A probe done twice is harmless, so a
+//! reprobe killed midway is simply run again.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::broker::{BrokerError, ProbeTopology, PublishError, Publisher};
 use crate::config::Settings;
 use crate::domain::MediaStatus;
-use crate::probe_work::{Probe, ProbeWork};
+use crate::probe_work::{self, Probe};
 
 /// Which calls to reprobe; every field narrows, none means every stored call.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -154,9 +154,11 @@ pub async fn reprobe(
             })
             .collect();
         let count = probes.len() as u64;
-        publisher
-            .publish_probe_work(&topology.work_queue, &ProbeWork::new(probes).to_bytes())
-            .await?;
+        for work in probe_work::by_host(probes) {
+            publisher
+                .publish_probe_work(&topology.work_queue, &work.to_bytes())
+                .await?;
+        }
         done.queued += count;
         progress(done.queued, total);
         if count < room {

@@ -3,7 +3,6 @@
 //! settled first, then every other one with a single multiple-ack.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use shared::broker::headers::Attempts;
 use shared::broker::{PublishError, Publisher};
 use shared::message;
 use shared::metrics::label;
-use shared::probe_work::{Probe, ProbeWork};
+use shared::probe_work::{self, Probe, ProbeWork};
 use shared::store::dead_letters::Reason;
 
 use super::handler::{panic_message, Handled, Handler, Outcome};
@@ -167,21 +166,12 @@ impl Settler {
 
     /// The probes of the calls just stored, onto the probe queue (confirmed) before any of
     /// their messages is acked: a worker killed in between leaves the messages unacked, and
-    /// their redelivery queues the probes. One message per recording host: the probe stage
-    /// acks a message once all its probes are settled, so a message holding only one host's
-    /// probes is never held back by another host's slow ones.
+    /// their redelivery queues the probes. One message per recording host.
     async fn queue_probes(&self, probes: Vec<Probe>) -> Result<(), PublishError> {
         let count = probes.len() as u64;
-        let mut by_host: HashMap<&str, Vec<Probe>> = HashMap::new();
-        for probe in &probes {
-            by_host
-                .entry(shared::probe_work::host_of(&probe.media_url))
-                .or_default()
-                .push(probe.clone());
-        }
-        let mut unsent: Vec<Vec<u8>> = by_host
-            .into_values()
-            .map(|probes| ProbeWork::new(probes).to_bytes())
+        let mut unsent: Vec<Vec<u8>> = probe_work::by_host(probes)
+            .iter()
+            .map(ProbeWork::to_bytes)
             .collect();
         let mut tries = 1;
         // A publisher reconnecting answers at once for a second: requeueing the batch on its

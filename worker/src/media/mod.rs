@@ -206,10 +206,12 @@ impl MediaProber {
             inner.circuits.record(&host, admission, Health::Unknown);
             return Probed::Deferred;
         };
+        // The host's slot first: a probe waiting in a slow host's line must not hold one of
+        // the slots every host shares.
         let slots = async {
-            let any = inner.slots.acquire().await.ok();
             let own = in_line.slot().await;
-            (any, own)
+            let any = inner.slots.acquire().await.ok();
+            (own, any)
         };
         let Ok(_slots) = tokio::time::timeout_at(deadline, slots).await else {
             inner.circuits.record(&host, admission, Health::Unknown);
