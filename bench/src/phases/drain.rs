@@ -34,10 +34,12 @@ impl Drain {
         backlog: usize,
         gateway: &Service,
     ) -> anyhow::Result<Self> {
-        let started = Utc::now();
-        let before = cpu::snapshot()?;
-        let worker = Service::start("worker", env, log)?;
-        let metrics = WorkerMetrics::fresh(SocketAddr::from(([127, 0, 0, 1], worker_port)));
+        let Started {
+            at: started,
+            before,
+            worker,
+            metrics,
+        } = Started::worker(env, log, worker_port)?;
         let drained_at =
             watch::wait_for_rows(fixture, &metrics, backlog, &[gateway, &worker]).await?;
         let cpu = cpu::Phase::new(before, cpu::snapshot()?, backlog);
@@ -82,10 +84,12 @@ impl ProbeRun {
         probes: usize,
         gateway: &Service,
     ) -> anyhow::Result<Self> {
-        let started = Utc::now();
-        let before = cpu::snapshot()?;
-        let worker = Service::start("worker", env, log)?;
-        let metrics = WorkerMetrics::fresh(SocketAddr::from(([127, 0, 0, 1], worker_port)));
+        let Started {
+            at: started,
+            before,
+            worker,
+            metrics,
+        } = Started::worker(env, log, worker_port)?;
         let progress = Progress::Written(&metrics);
         let last =
             watch::wait_for_probes(fixture, progress, probes, None, &[gateway, &worker]).await?;
@@ -95,6 +99,28 @@ impl ProbeRun {
             cpu,
             metrics,
             worker,
+        })
+    }
+}
+
+/// A worker just started on work waiting for it, with what its timing needs.
+struct Started {
+    at: chrono::DateTime<Utc>,
+    /// Before the start, so that the worker's own start-up is in its cost.
+    before: cpu::Snapshot,
+    worker: Service,
+    metrics: WorkerMetrics,
+}
+
+impl Started {
+    fn worker(env: &[(String, String)], log: &Path, port: u16) -> anyhow::Result<Self> {
+        let at = Utc::now();
+        let before = cpu::snapshot()?;
+        Ok(Self {
+            at,
+            before,
+            worker: Service::start("worker", env, log)?,
+            metrics: WorkerMetrics::fresh(SocketAddr::from(([127, 0, 0, 1], port))),
         })
     }
 }
