@@ -34,23 +34,18 @@ impl Drain {
         backlog: usize,
         gateway: &Service,
     ) -> anyhow::Result<Self> {
-        let Started {
-            at: started,
-            before,
-            worker,
-            metrics,
-        } = Started::worker(env, log, worker_port)?;
+        let s = Started::worker(env, log, worker_port)?;
         let drained_at =
-            watch::wait_for_rows(fixture, &metrics, backlog, &[gateway, &worker]).await?;
-        let cpu = cpu::Phase::new(before, cpu::snapshot()?, backlog);
-        let now = WorkerMetrics::at(metrics.addr).await;
+            watch::wait_for_rows(fixture, &s.metrics, backlog, &[gateway, &s.worker]).await?;
+        let cpu = cpu::Phase::new(s.before, cpu::snapshot()?, backlog);
+        let now = WorkerMetrics::at(s.metrics.addr).await;
         Ok(Self {
-            rate: Rate::new(backlog, between(started, drained_at)),
-            calls_per_batch: metrics.calls_per_batch(&now),
-            started,
+            rate: Rate::new(backlog, between(s.at, drained_at)),
+            calls_per_batch: s.metrics.calls_per_batch(&now),
+            started: s.at,
             cpu,
-            metrics,
-            worker,
+            metrics: s.metrics,
+            worker: s.worker,
         })
     }
 
@@ -84,28 +79,23 @@ impl ProbeRun {
         probes: usize,
         gateway: &Service,
     ) -> anyhow::Result<Self> {
-        let Started {
-            at: started,
-            before,
-            worker,
-            metrics,
-        } = Started::worker(env, log, worker_port)?;
-        let progress = Progress::Written(&metrics);
+        let s = Started::worker(env, log, worker_port)?;
+        let progress = Progress::Written(&s.metrics);
         let last =
-            watch::wait_for_probes(fixture, progress, probes, None, &[gateway, &worker]).await?;
-        let cpu = cpu::Phase::new(before, cpu::snapshot()?, probes);
+            watch::wait_for_probes(fixture, progress, probes, None, &[gateway, &s.worker]).await?;
+        let cpu = cpu::Phase::new(s.before, cpu::snapshot()?, probes);
         Ok(Self {
-            rate: Rate::new(probes, between(started, last)),
+            rate: Rate::new(probes, between(s.at, last)),
             cpu,
-            metrics,
-            worker,
+            metrics: s.metrics,
+            worker: s.worker,
         })
     }
 }
 
 /// A worker just started on work waiting for it, with what its timing needs.
 struct Started {
-    at: chrono::DateTime<Utc>,
+    at: DateTime<Utc>,
     /// Before the start, so that the worker's own start-up is in its cost.
     before: cpu::Snapshot,
     worker: Service,

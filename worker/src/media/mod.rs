@@ -50,14 +50,15 @@ pub struct MediaCheck {
 }
 
 impl MediaCheck {
-    fn unreachable(url: &Url, reason: impl Into<String>, retriable: bool) -> Self {
+    fn unreachable(media_url: &str, reason: impl Into<String>, retriable: bool) -> Self {
         Self {
             state: MediaStatus::Unreachable,
             http_status: None,
             content_type: None,
             content_length: None,
             checked_at: Utc::now(),
-            insecure: url.scheme() == "http",
+            // The gateway stores URLs normalised: the scheme is lower case.
+            insecure: media_url.starts_with("http:"),
             error: Some(reason.into()),
             retriable,
         }
@@ -65,20 +66,13 @@ impl MediaCheck {
 
     /// What is recorded when probing `media_url` panicked: final, a bug to look at.
     pub fn crashed(media_url: &str) -> Self {
-        Self {
-            insecure: media_url.starts_with("http:"),
-            ..Self::unreachable(
-                &Url::parse("invalid:").expect("a valid URL"),
-                "probe failed",
-                false,
-            )
-        }
+        Self::unreachable(media_url, "probe failed", false)
     }
 
     fn refused(url: &Url, reason: String) -> Self {
         Self {
             state: MediaStatus::Refused,
-            ..Self::unreachable(url, reason, false)
+            ..Self::unreachable(url.as_str(), reason, false)
         }
     }
 }
@@ -175,10 +169,7 @@ impl MediaProber {
         let url = match Url::parse(media_url) {
             Ok(url) => url,
             // The gateway accepts only absolute http(s) URLs: this is a message from elsewhere.
-            Err(_) => {
-                let fallback = Url::parse("invalid:").expect("a valid URL");
-                return found(MediaCheck::unreachable(&fallback, "unsupported url", false));
-            }
+            Err(_) => return found(MediaCheck::unreachable(media_url, "unsupported url", false)),
         };
         // Checked before taking a slot: a refusal needs no network and should not wait.
         if let Err(refused) = inner.guard.check_url(&url) {
@@ -187,7 +178,7 @@ impl MediaProber {
         let host = host_key(&url);
         let admission = inner.circuits.admit(&host);
         if admission == Admission::Open {
-            return found(MediaCheck::unreachable(&url, CIRCUIT_OPEN, true));
+            return found(MediaCheck::unreachable(media_url, CIRCUIT_OPEN, true));
         }
         let in_line = match inner.hosts.join(&host, may_defer) {
             Join::InLine(in_line) => Some(in_line),
@@ -216,7 +207,7 @@ impl MediaProber {
         let Ok(_slots) = tokio::time::timeout_at(deadline, slots).await else {
             inner.circuits.record(&host, admission, Health::Unknown);
             return found(MediaCheck::unreachable(
-                &url,
+                media_url,
                 "timeout waiting for a probe slot",
                 true,
             ));

@@ -58,7 +58,7 @@ pub(super) async fn run(client: &Client, url: &Url, deadline: Instant) -> (Media
         }
         Err(err) => {
             let (reason, retriable, health) = describe(&err);
-            let mut status = MediaCheck::unreachable(url, reason, retriable);
+            let mut status = MediaCheck::unreachable(url.as_str(), reason, retriable);
             if find_source::<Blocked>(&err).is_some() {
                 status.state = MediaStatus::Refused;
             }
