@@ -178,12 +178,17 @@ impl TestEnv {
             ..options
         })
         .await;
-        let direct = env.settings.database.url.clone();
-        env.settings.database.url = via_port(&env.settings.database.url, proxy.port);
-        env.settings.database.acquire_timeout_ms = 300;
-        env.start_worker().await;
-        env.settings.database.url = direct;
+        env.start_worker_behind(proxy).await;
         env
+    }
+
+    /// Starts the in-process worker reaching Postgres through `proxy`.
+    pub async fn start_worker_behind(&mut self, proxy: &proxy::Proxy) {
+        let direct = self.settings.database.clone();
+        self.settings.database.url = via_port(&self.settings.database.url, proxy.port);
+        self.settings.database.acquire_timeout_ms = 300;
+        self.start_worker().await;
+        self.settings.database = direct;
     }
 
     /// A real worker process holding what it takes: lanes 1, `prefetch` messages, and a

@@ -342,3 +342,32 @@ async fn a_worker_killed_between_the_commit_and_the_probe_publish_still_gets_the
     assert_eq!(env.count("SELECT count(*) FROM calls").await, 5);
     env.wait_for_ready(0, WAIT).await;
 }
+
+#[tokio::test]
+async fn probe_results_wait_out_a_database_outage_and_land_when_it_returns() {
+    let mut env = TestEnv::start_with(Options {
+        customize: Box::new(|s| s.worker.stages = vec![Stage::Calls]),
+        ..Default::default()
+    })
+    .await;
+    let integration = env.integration().await;
+    let server = MediaServer::start(Duration::ZERO).await;
+    let url = format!("{}/slow.wav", server.base);
+    post_with_media(&env, &integration, "outage", &url).await;
+    wait_for_status(&env, "outage", "pending").await;
+
+    env.stop_worker().await;
+    env.settings.worker.stages = vec![Stage::Probes];
+    let database = Proxy::start("127.0.0.1:5432").await;
+    database.cut();
+    env.start_worker_behind(&database).await;
+    // Probed, but its result cannot be written: the work stays unacked in the worker.
+    server.wait_for_slow_requests(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(media(&env, "outage").await.media_status, "pending");
+    let probes = format!("{}.probes", env.settings.broker.queue_prefix);
+    assert_eq!(env.ready_in(&probes).await, 0, "held, not handed back");
+
+    database.restore();
+    wait_for_status(&env, "outage", "reachable").await;
+}
