@@ -1,0 +1,1 @@
+//! Connections and requests: unauthenticated traffic, slow and greedy clients, odd paths.

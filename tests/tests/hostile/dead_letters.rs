@@ -1,0 +1,1 @@
+//! Messages the database refuses even so: dead-lettered at once and always recorded.

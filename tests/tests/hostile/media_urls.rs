@@ -1,0 +1,1 @@
+//! Media URLs that try to reach our own network.
