@@ -310,9 +310,10 @@ mod tests {
         let mut uids = HashSet::new();
         // One organisation's definitions, as the gateway keeps them: each key has one type.
         let mut definitions: HashMap<String, FieldType> = HashMap::new();
+        let limits = shared::config::Settings::defaults().limits;
         for body in &bodies {
             let body = Body::parse(body).expect("JSON");
-            let parsed = parse_call(&body, &definitions).expect("a valid call");
+            let parsed = parse_call(&body, &definitions, &limits).expect("a valid call");
             definitions.extend(parsed.new_fields);
             assert!(uids.insert(parsed.call.storage_key().uid));
         }

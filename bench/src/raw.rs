@@ -72,10 +72,11 @@ pub fn method(head_loops: usize) -> Method {
 /// Envelopes as a gateway would publish them: each body through `parse_call`.
 pub fn envelopes(bodies: &[Bytes], fixture: &Fixture) -> anyhow::Result<Vec<CallEnvelope>> {
     let definitions: HashMap<String, FieldType> = HashMap::new();
+    let limits = shared::config::Settings::defaults().limits;
     bodies
         .iter()
         .map(|body| {
-            let parsed = parse_call(&Body::parse(body)?, &definitions)
+            let parsed = parse_call(&Body::parse(body)?, &definitions, &limits)
                 .map_err(|e| anyhow::anyhow!("a generated body is invalid: {e}"))?;
             Ok(CallEnvelope {
                 ingest_id: Uuid::now_v7(),

@@ -19,6 +19,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub worker: WorkerSettings,
     pub media: MediaSettings,
+    pub limits: Limits,
     pub log: LogSettings,
     pub runtime: RuntimeSettings,
 }
@@ -114,6 +115,18 @@ pub struct MediaSettings {
     pub result_wait_ms: u64,
     pub yield_to_storage_ms: u64,
     pub max_started: usize,
+}
+
+/// What one call may hold; past these the gateway answers 422 naming the limit.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Limits {
+    pub max_errors: usize,
+    pub max_phrases: usize,
+    pub max_custom_fields: usize,
+    pub max_key_chars: usize,
+    pub max_text_chars: usize,
+    pub max_array_items: usize,
+    pub max_field_definitions: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -154,9 +154,18 @@ pub fn decompress<'a>(
             if size > MAX_DECOMPRESSED_BYTES {
                 return Err(BodyError::TooLarge(size));
             }
-            lz4_flex::decompress_size_prepended(data)
-                .map(Cow::Owned)
-                .map_err(|e| BodyError::Corrupt(e.to_string()))
+            // lz4_flex returns what a truncated block held, shorter than the size it declared:
+            // taken as whole, a cut group would lose its last calls.
+            let body = lz4_flex::decompress_size_prepended(data)
+                .map_err(|e| BodyError::Corrupt(e.to_string()))?;
+            if body.len() == size {
+                Ok(Cow::Owned(body))
+            } else {
+                Err(BodyError::Corrupt(format!(
+                    "{} bytes decompressed of the {size} declared",
+                    body.len()
+                )))
+            }
         }
         Some(other) => Err(BodyError::UnknownEncoding(other.to_owned())),
     }
@@ -256,9 +265,13 @@ mod tests {
             "uid": "u-1",
             "custom_fields": {"topic": "billing"},
         });
-        let call = crate::contract::parse_call(&(&body).into(), &HashMap::new())
-            .expect("valid")
-            .call;
+        let call = crate::contract::parse_call(
+            &(&body).into(),
+            &HashMap::new(),
+            &crate::config::Settings::defaults().limits,
+        )
+        .expect("valid")
+        .call;
         CallMessage::V1(CallEnvelope {
             ingest_id: Uuid::now_v7(),
             integration_id: Uuid::new_v4(),

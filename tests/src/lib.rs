@@ -409,10 +409,13 @@ impl TestEnv {
         calls
             .iter()
             .map(|body| {
-                let call =
-                    shared::contract::parse_call(&body.into(), &std::collections::HashMap::new())
-                        .expect("a valid call")
-                        .call;
+                let call = shared::contract::parse_call(
+                    &body.into(),
+                    &std::collections::HashMap::new(),
+                    &Settings::defaults().limits,
+                )
+                .expect("a valid call")
+                .call;
                 CallMessage::V1(CallEnvelope {
                     ingest_id: Uuid::now_v7(),
                     integration_id: integration.id,

@@ -108,9 +108,13 @@ async fn an_older_update_after_a_newer_one_leaves_the_newer() {
     let version = |duration: f64, at_secs: i64| {
         let mut body = call("ordered");
         body["duration"] = json!(duration);
-        let call = parse_call(&(&body).into(), &std::collections::HashMap::new())
-            .unwrap()
-            .call;
+        let call = parse_call(
+            &(&body).into(),
+            &std::collections::HashMap::new(),
+            &shared::config::Settings::defaults().limits,
+        )
+        .unwrap()
+        .call;
         CallMessage::V1(CallEnvelope {
             ingest_id: Uuid::now_v7(),
             integration_id: integration.id,

@@ -135,8 +135,13 @@ impl IntoResponse for ApiError {
             Self::Unavailable(why) => tracing::debug!(%why, "answering 503"),
             _ => {}
         }
-        let mut response =
-            (self.status(), Json(json!({ "errors": self.errors() }))).into_response();
+        let mut document = json!({ "errors": self.errors() });
+        if let Self::Invalid(fields) = &self {
+            if fields.omitted() > 0 {
+                document["meta"] = json!({ "omitted_errors": fields.omitted() });
+            }
+        }
+        let mut response = (self.status(), Json(document)).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

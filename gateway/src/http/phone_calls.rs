@@ -15,11 +15,11 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use shared::contract::{parse_call, Body, ParsedCall};
+use shared::contract::{parse_call, Body, FieldErrors, ParsedCall};
 use shared::domain::FieldType;
 use shared::message::{CallEnvelope, CallMessage};
 use shared::store::dead_letters::{self, Reason};
-use shared::store::fields;
+use shared::store::fields::{self, Registration};
 use uuid::Uuid;
 
 use super::auth::Integration;
@@ -165,15 +165,36 @@ async fn parse_with_definitions(
     organisation_id: Uuid,
     body: &Body<'_>,
 ) -> Result<ParsedCall, ApiError> {
+    let limits = &app.settings.limits;
     let definitions = field_definitions(app, organisation_id).await?;
-    let parsed = parse_call(body, definitions.as_ref()).map_err(ApiError::Invalid)?;
+    let parsed = parse_call(body, definitions.as_ref(), limits).map_err(ApiError::Invalid)?;
     if parsed.new_fields.is_empty() {
         return Ok(parsed);
     }
-    fields::register(&app.pool, organisation_id, &parsed.new_fields).await?;
+    let registration = fields::register(
+        &app.pool,
+        organisation_id,
+        &parsed.new_fields,
+        limits.max_field_definitions,
+    )
+    .await?;
+    if let Registration::Full { defined, max } = registration {
+        let mut errors = FieldErrors::with_cap(limits.max_errors);
+        for (key, _) in &parsed.new_fields {
+            errors.push(
+                &["custom_fields", key],
+                format!(
+                    "is a new key; with it the organisation would pass its {max} field \
+                     definitions (it has {defined}; limits.max_field_definitions): send the \
+                     value under a key it already has"
+                ),
+            );
+        }
+        return Err(ApiError::Invalid(errors));
+    }
     app.field_definitions.invalidate(&organisation_id);
     let definitions = field_definitions(app, organisation_id).await?;
-    parse_call(body, definitions.as_ref()).map_err(ApiError::Invalid)
+    parse_call(body, definitions.as_ref(), limits).map_err(ApiError::Invalid)
 }
 
 async fn field_definitions(

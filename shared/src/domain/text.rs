@@ -17,6 +17,8 @@ pub enum IdError {
     Empty,
     #[error("must be at most {MAX_ID_LEN} characters")]
     TooLong,
+    #[error("{}", super::NUL_REFUSAL)]
+    Nul,
 }
 
 impl ExternalId {
@@ -26,6 +28,8 @@ impl ExternalId {
             Err(IdError::Empty)
         } else if trimmed.chars().count() > MAX_ID_LEN {
             Err(IdError::TooLong)
+        } else if trimmed.contains('\0') {
+            Err(IdError::Nul)
         } else {
             Ok(Self(trimmed.to_owned()))
         }
@@ -67,5 +71,6 @@ mod tests {
         );
         assert_eq!(ExternalId::parse("   "), Err(IdError::Empty));
         assert_eq!(ExternalId::parse(&"x".repeat(256)), Err(IdError::TooLong));
+        assert_eq!(ExternalId::parse("op\0x"), Err(IdError::Nul));
     }
 }

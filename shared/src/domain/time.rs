@@ -1,7 +1,7 @@
 //! `started_at` and datetime custom fields: ISO 8601 with a zone, read leniently the way
 //! integrators actually write it (the page's own examples are not RFC 3339).
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
 pub const ZONE_EXAMPLE: &str = "2019-08-09T18:31:42+03";
 
@@ -11,20 +11,29 @@ pub enum TimeError {
     MissingZone,
     #[error("must be an ISO 8601 date-time with a time zone, e.g. {ZONE_EXAMPLE}")]
     Malformed,
+    #[error("must be a date-time between the years 0001 and 9999")]
+    OutOfRange,
 }
 
 /// Accepts RFC 3339 and the forms the page uses: offsets `Z`, `+03`, `+0300`, `+03:00`,
 /// fractional seconds of any length, and `Z+03`, which is read as the explicit offset.
+/// Years are those RFC 3339 can write (chrono would read `+200000-01-01`, which Postgres
+/// cannot store and the queue message could not carry).
 pub fn parse_zoned(input: &str) -> Result<DateTime<Utc>, TimeError> {
     let s = input.trim();
     let (local, zone) = split_zone(s)?;
     let local = parse_local(local).ok_or(TimeError::Malformed)?;
     let offset = parse_offset(zone).ok_or(TimeError::Malformed)?;
-    local
+    let utc = local
         .and_local_timezone(offset)
         .single()
         .map(|t| t.with_timezone(&Utc))
-        .ok_or(TimeError::Malformed)
+        .ok_or(TimeError::Malformed)?;
+    if (1..=9999).contains(&utc.year()) {
+        Ok(utc)
+    } else {
+        Err(TimeError::OutOfRange)
+    }
 }
 
 /// Splits `2020-06-21T09:51:13.588Z+03` into the local part and `Z+03`.
@@ -215,5 +224,19 @@ mod tests {
         ] {
             assert!(parse_zoned(s).is_err(), "{s} should be refused");
         }
+    }
+
+    #[test]
+    fn years_rfc_3339_cannot_write_are_refused() {
+        for s in [
+            "+200000-01-01T00:00:00Z",
+            "-100000-01-01T00:00:00Z",
+            "0000-12-31T23:00:00Z",
+            "0001-01-01T00:30:00+01",
+        ] {
+            assert_eq!(parse_zoned(s), Err(TimeError::OutOfRange), "{s}");
+        }
+        assert!(parse_zoned("0001-01-01T00:00:00Z").is_ok());
+        assert!(parse_zoned("9999-12-31T23:59:59.999999999Z").is_ok());
     }
 }
