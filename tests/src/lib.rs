@@ -650,6 +650,15 @@ async fn create_database(name: &str) {
             .await
             .expect("migrate template");
         pool.close().await;
+        // A closed pool's backends may still be exiting, and a database with sessions cannot
+        // be renamed: wait for them to go.
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1",
+        )
+        .bind(&building)
+        .execute(&mut admin)
+        .await
+        .expect("end the template's sessions");
         sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {template}"))
             .execute(&mut admin)
             .await
