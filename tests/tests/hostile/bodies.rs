@@ -40,11 +40,14 @@ fn fields_of(document: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The field an answer must name, and how to put a NUL into a valid body there.
+type NulCase = (&'static str, fn(&mut Value));
+
 #[tokio::test]
 async fn a_nul_anywhere_is_a_422_naming_the_field_and_nothing_is_queued() {
     let env = env().await;
     let integration = env.integration().await;
-    let cases: [(&str, fn(&mut Value)); 6] = [
+    let cases: [NulCase; 6] = [
         ("custom_fields.topic", |b| {
             b["custom_fields"] = json!({"topic": "bill\u{0}ing"})
         }),
