@@ -13,12 +13,9 @@ pub struct PortRanges(Vec<RangeInclusive<u16>>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortRangesError {
-    #[error("media.allowed_ports must name at least one port")]
+    #[error("must name at least one port")]
     Empty,
-    #[error(
-        "media.allowed_ports: {0:?} is neither a port (1-65535) nor a range of ports \
-         such as 8000-8100"
-    )]
+    #[error("{0:?} is neither a port (1-65535) nor a range of ports such as 8000-8100")]
     Entry(String),
 }
 
