@@ -102,6 +102,8 @@ impl Fixture {
             ("APP_HTTP__LISTEN", format!("127.0.0.1:{http_port}")),
             ("APP_WORKER__LISTEN", format!("127.0.0.1:{worker_port}")),
             ("APP_MEDIA__ALLOW_LOOPBACK", "true".to_owned()),
+            // The bench's recording hosts listen on random ports.
+            ("APP_MEDIA__ALLOWED_PORTS", "1-65535".to_owned()),
             ("APP_LOG__FILTER", "warn".to_owned()),
             // One thread each, unless the caller says otherwise: five processes share the
             // machine's cores, and cross-thread wakeups cost more than they bring here.

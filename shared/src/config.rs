@@ -8,6 +8,8 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::port_ranges::PortRanges;
+
 const DEFAULTS: &str = include_str!("../../config/callq.toml");
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +117,7 @@ pub struct MediaSettings {
     pub result_wait_ms: u64,
     pub yield_to_storage_ms: u64,
     pub max_started: usize,
+    pub allowed_ports: PortRanges,
 }
 
 /// What one call may hold; past these the gateway answers 422 naming the limit.
@@ -162,7 +165,8 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("broker.retry_delays_ms")
                     .with_list_parse_key("media.retry_delays_ms")
-                    .with_list_parse_key("worker.stages"),
+                    .with_list_parse_key("worker.stages")
+                    .with_list_parse_key("media.allowed_ports"),
             )
             .build()?
             .try_deserialize()?;

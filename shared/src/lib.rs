@@ -7,6 +7,7 @@ pub mod contract;
 pub mod domain;
 pub mod message;
 pub mod metrics;
+pub mod port_ranges;
 pub mod probe_work;
 pub mod store;
 pub mod telemetry;

@@ -123,6 +123,8 @@ impl TestEnv {
         settings.worker.listen = "127.0.0.1:0".parse().expect("address");
         settings.broker.retry_delays_ms = TEST_RETRY_DELAYS_MS.to_vec();
         settings.media.allow_loopback = true;
+        // Test recording hosts listen on random ports.
+        settings.media.allowed_ports = shared::port_ranges::PortRanges::any();
         settings.media.timeout_ms = 2000;
         settings.media.connect_timeout_ms = 1000;
         (options.customize)(&mut settings);
@@ -712,6 +714,7 @@ pub fn child_env(env: &TestEnv) -> Vec<(String, String)> {
             env.settings.broker.queue_prefix.clone(),
         ),
         ("APP_MEDIA__ALLOW_LOOPBACK".into(), "true".into()),
+        ("APP_MEDIA__ALLOWED_PORTS".into(), "1-65535".into()),
         ("APP_DATABASE__MAX_CONNECTIONS".into(), "4".into()),
         ("APP_LOG__FILTER".into(), "warn".into()),
         ("APP_WORKER__LISTEN".into(), "127.0.0.1:0".into()),

@@ -4,7 +4,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
+use axum::extract::{Query, Request};
 use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::routing::any;
 use axum::Router;
@@ -12,6 +16,7 @@ use axum::Router;
 pub struct MediaServer {
     pub base: String,
     slow_arrivals: Arc<AtomicUsize>,
+    hits: Arc<AtomicUsize>,
 }
 
 /// A recording host that accepts connections and never answers (a firewall that lets the
@@ -36,11 +41,14 @@ pub async fn silent_host() -> String {
 impl MediaServer {
     /// Paths: `/ok.wav` (HEAD 200, audio/wav, 1234 bytes), `/s3.wav` (HEAD 403, ranged GET 206
     /// of 5000 bytes), `/missing.wav` (404), `/slow.wav` (answers after `slow`), `/late.wav`
-    /// (404 the first time, 200 after: a recording uploaded after its call was posted).
+    /// (404 the first time, 200 after: a recording uploaded after its call was posted),
+    /// `/redirect?to=<url>` (302 to `url`).
     pub async fn start(slow: Duration) -> Self {
         let slow_arrivals = Arc::new(AtomicUsize::new(0));
         let arrivals = slow_arrivals.clone();
         let late_asked = Arc::new(AtomicUsize::new(0));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
         let app = Router::new()
             .route(
                 "/ok.wav",
@@ -93,7 +101,22 @@ impl MediaServer {
                     tokio::time::sleep(slow).await;
                     ([(header::CONTENT_TYPE, "audio/wav")], "")
                 }),
-            );
+            )
+            .route(
+                "/redirect",
+                any(|Query(query): Query<HashMap<String, String>>| async move {
+                    match query.get("to") {
+                        Some(to) => {
+                            (StatusCode::FOUND, [(header::LOCATION, to.clone())]).into_response()
+                        }
+                        None => StatusCode::BAD_REQUEST.into_response(),
+                    }
+                }),
+            )
+            .layer(middleware::from_fn(move |request: Request, next: Next| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                next.run(request)
+            }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind media server");
@@ -105,7 +128,13 @@ impl MediaServer {
         Self {
             base,
             slow_arrivals,
+            hits,
         }
+    }
+
+    /// Requests received so far, whatever their path.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
     }
 
     /// Waits until `/slow.wav` has been asked for `n` times: the worker is then holding those

@@ -7,6 +7,7 @@ mod circuit;
 mod guard;
 mod limit;
 mod probe;
+mod ranges;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,8 +42,8 @@ pub struct MediaCheck {
     /// Plain `http://` (the URL or where it redirects): a player on an https page will not
     /// play it.
     pub insecure: bool,
-    /// A short reason when not reachable ("timeout", "http status 404", "blocked: ...",
-    /// "circuit open").
+    /// A short reason when not reachable ("timeout", "http status 404", "circuit open", the
+    /// guard's rule), which never shows an address the URL's host resolved to.
     pub error: Option<String>,
     /// A later probe may find what this one did not (a recording not uploaded yet, a host
     /// that is down for now).
@@ -135,8 +136,11 @@ impl MediaProber {
             .user_agent(concat!("callq-worker/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(settings.connect_timeout())
             .no_proxy()
-            .redirect(probe::redirect_policy(guard, settings.max_redirects))
-            .dns_resolver(GuardedResolver(guard))
+            .redirect(probe::redirect_policy(
+                guard.clone(),
+                settings.max_redirects,
+            ))
+            .dns_resolver(GuardedResolver(guard.clone()))
             .build()
             .map_err(MediaError::Client)?;
         Ok(Self {

@@ -15,15 +15,15 @@ use super::{MediaCheck, MediaStatus};
 #[error("too many redirects")]
 struct TooManyRedirects;
 
-/// Follows at most `max` redirects and refuses hops to IP literals the guard forbids; hops to
-/// names are checked by the resolver.
+/// Follows at most `max` redirects and refuses hops to ports, IP literals and `localhost`
+/// names the guard forbids; hops to other names are checked by the resolver.
 pub(super) fn redirect_policy(guard: Guard, max: usize) -> redirect::Policy {
     redirect::Policy::custom(move |attempt| {
         // `previous` starts with the original URL: it holds one entry per request made so far.
         if attempt.previous().len() > max {
             return attempt.error(TooManyRedirects);
         }
-        match guard.check_url(attempt.url()) {
+        match guard.check_redirect(attempt.url()) {
             Ok(()) => attempt.follow(),
             Err(refused) => attempt.error(refused),
         }
