@@ -10,6 +10,8 @@ const FAILED_ATTEMPTS: &str = "x-callq-failed-attempts";
 const FIRST_FAILED_AT: &str = "x-callq-first-failed-at";
 const LAST_ERROR: &str = "x-callq-last-error";
 const CALLS: &str = "x-callq-calls";
+const SET_ASIDE_REASON: &str = "x-callq-set-aside-reason";
+const SET_ASIDE_DETAIL: &str = "x-callq-set-aside-detail";
 
 /// How many calls a group message holds, so a worker sizes its batches without parsing.
 pub fn group_headers(calls: usize) -> FieldTable {
@@ -116,6 +118,41 @@ impl Death {
     }
 }
 
+/// Why a worker put a message on the dead queue itself, having failed to record it (its
+/// dead letter was refused too), so that whoever records it from there says the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// A `dead_letters` reason.
+    pub reason: String,
+    pub detail: String,
+}
+
+impl SetAside {
+    pub fn read(properties: &BasicProperties) -> Option<Self> {
+        let headers = properties.headers().as_ref()?.inner();
+        Some(Self {
+            reason: headers.get(SET_ASIDE_REASON).and_then(as_string)?,
+            detail: headers
+                .get(SET_ASIDE_DETAIL)
+                .and_then(as_string)
+                .unwrap_or_default(),
+        })
+    }
+
+    pub fn to_headers(&self) -> FieldTable {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            ShortString::from(SET_ASIDE_REASON),
+            AMQPValue::LongString(LongString::from(self.reason.as_str())),
+        );
+        headers.insert(
+            ShortString::from(SET_ASIDE_DETAIL),
+            AMQPValue::LongString(LongString::from(self.detail.as_str())),
+        );
+        headers
+    }
+}
+
 fn as_i64(value: &AMQPValue) -> Option<i64> {
     match value {
         AMQPValue::LongLongInt(n) => Some(*n),
@@ -151,6 +188,17 @@ mod tests {
             first.first_failed_at.map(|t| t.timestamp_millis())
         );
         assert_eq!(read.last_error.as_deref(), Some("connection refused"));
+    }
+
+    #[test]
+    fn why_a_message_was_set_aside_survives_the_headers() {
+        let set_aside = SetAside {
+            reason: "database_rejected".into(),
+            detail: "the database refused the call".into(),
+        };
+        let read = SetAside::read(&BasicProperties::default().with_headers(set_aside.to_headers()));
+        assert_eq!(read, Some(set_aside));
+        assert_eq!(SetAside::read(&BasicProperties::default()), None);
     }
 
     #[test]
