@@ -90,8 +90,10 @@ impl Attempts {
     }
 }
 
-/// Why the broker itself dead-lettered a message: the newest `x-death` entry (the array is
-/// newest first), e.g. `delivery_limit` or `rejected`, and how often deliveries were tried.
+/// Why the broker itself dead-lettered a message out of a queue: that queue's `x-death`
+/// entry, e.g. `delivery_limit` or `rejected`, and how often deliveries were tried. Asked
+/// for by queue: a message parked from the dead queue and moved back carries the dead
+/// queue's entry too, newest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Death {
     pub reason: String,
@@ -100,19 +102,22 @@ pub struct Death {
 }
 
 impl Death {
-    pub fn read(properties: &BasicProperties) -> Option<Self> {
+    pub fn read(properties: &BasicProperties, queue: &str) -> Option<Self> {
         let headers = properties.headers().as_ref()?.inner();
-        let newest = match headers.get("x-death")? {
-            AMQPValue::FieldArray(entries) => entries.as_slice().first()?.clone(),
-            _ => return None,
-        };
-        let AMQPValue::FieldTable(newest) = newest else {
+        let AMQPValue::FieldArray(entries) = headers.get("x-death")? else {
             return None;
         };
-        let newest = newest.inner();
+        let entry = entries.as_slice().iter().find_map(|entry| match entry {
+            AMQPValue::FieldTable(entry)
+                if entry.inner().get("queue").and_then(as_string).as_deref() == Some(queue) =>
+            {
+                Some(entry.inner())
+            }
+            _ => None,
+        })?;
         Some(Self {
-            reason: newest.get("reason").and_then(as_string)?,
-            queue: newest.get("queue").and_then(as_string),
+            reason: entry.get("reason").and_then(as_string)?,
+            queue: Some(queue.to_owned()),
             delivery_count: headers.get("x-delivery-count").and_then(as_i64),
         })
     }
@@ -214,6 +219,6 @@ mod tests {
             Attempts::read(&BasicProperties::default()),
             Attempts::default()
         );
-        assert_eq!(Death::read(&BasicProperties::default()), None);
+        assert_eq!(Death::read(&BasicProperties::default(), "q.calls"), None);
     }
 }

@@ -78,7 +78,8 @@ impl Settler {
             return (reason, set_aside.detail, 1);
         }
         let attempts = Attempts::read(&delivery.properties);
-        match Death::read(&delivery.properties) {
+        let work_queue = &self.publisher.topology().work_queue;
+        match Death::read(&delivery.properties, work_queue) {
             Some(d) if d.reason == "delivery_limit" => {
                 let count = d.delivery_count.unwrap_or(i64::from(self.delivery_limit));
                 (
