@@ -207,6 +207,31 @@ mod tests {
     }
 
     #[test]
+    fn the_death_asked_for_is_the_one_out_of_that_queue() {
+        let death = |queue: &str, reason: &str| {
+            let mut entry = FieldTable::default();
+            entry.insert("queue".into(), AMQPValue::LongString(queue.into()));
+            entry.insert("reason".into(), AMQPValue::LongString(reason.into()));
+            AMQPValue::FieldTable(entry)
+        };
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(
+                vec![
+                    death("p.dead", "delivery_limit"),
+                    death("p.calls", "rejected"),
+                ]
+                .into(),
+            ),
+        );
+        let parked = BasicProperties::default().with_headers(headers);
+        let read = Death::read(&parked, "p.calls").expect("died out of p.calls");
+        assert_eq!(read.reason, "rejected");
+        assert_eq!(Death::read(&parked, "p.retry.1000ms"), None);
+    }
+
+    #[test]
     fn a_group_says_how_many_calls_it_holds() {
         let group = BasicProperties::default().with_headers(group_headers(17));
         assert_eq!(calls(&group), 17);
