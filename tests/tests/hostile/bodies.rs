@@ -48,22 +48,15 @@ async fn a_nul_anywhere_is_a_422_naming_the_field_and_nothing_is_queued() {
         ("custom_fields.topic", |b| {
             b["custom_fields"] = json!({"topic": "bill\u{0}ing"})
         }),
-        ("client.first_name", |b| {
-            b["client"]["first_name"] = json!("Jo\u{0}hn")
+        ("client.first_name", |b| b["client"]["first_name"] = json!("Jo\u{0}hn")),
+        ("transcription[0].text", |b| {
+            b["transcription"] =
+                json!([{"text": "\u{0}", "start_time": 0, "end_time": 1, "role": "client"}])
         }),
-        (
-            "transcription[0].text",
-            |b| {
-                b["transcription"] =
-                    json!([{"text": "\u{0}", "start_time": 0, "end_time": 1, "role": "client"}])
-            },
-        ),
         ("custom_fields.to\u{0}pic", |b| {
             b["custom_fields"] = json!({"to\u{0}pic": "billing"})
         }),
-        ("operator_id", |b| {
-            b["operator_id"] = json!("op\u{0}@email.com")
-        }),
+        ("operator_id", |b| b["operator_id"] = json!("op\u{0}@email.com")),
         ("custom_fields.langs", |b| {
             b["custom_fields"] = json!({"langs": ["ru", "b\u{0}y"]})
         }),
