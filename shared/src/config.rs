@@ -61,6 +61,7 @@ pub struct BrokerSettings {
     pub connect_timeout_ms: u64,
     pub delivery_limit: u32,
     pub retry_delays_ms: Vec<u64>,
+    pub dead_delivery_limit: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -87,6 +87,7 @@ async fn show(
         .ok_or_else(|| ApiError::NotFound(format!("no dead letter {id}")))?;
     let mut document = resource(letter.summary);
     document["attributes"]["message"] = letter.message;
+    document["attributes"]["message_encoding"] = letter.message_encoding.into();
     Ok(Json(json!({ "data": document })))
 }
 

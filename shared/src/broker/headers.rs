@@ -10,6 +10,8 @@ const FAILED_ATTEMPTS: &str = "x-callq-failed-attempts";
 const FIRST_FAILED_AT: &str = "x-callq-first-failed-at";
 const LAST_ERROR: &str = "x-callq-last-error";
 const CALLS: &str = "x-callq-calls";
+const SET_ASIDE_REASON: &str = "x-callq-set-aside-reason";
+const SET_ASIDE_DETAIL: &str = "x-callq-set-aside-detail";
 
 /// How many calls a group message holds, so a worker sizes its batches without parsing.
 pub fn group_headers(calls: usize) -> FieldTable {
@@ -88,8 +90,10 @@ impl Attempts {
     }
 }
 
-/// Why the broker itself dead-lettered a message: the newest `x-death` entry (the array is
-/// newest first), e.g. `delivery_limit` or `rejected`, and how often deliveries were tried.
+/// Why the broker itself dead-lettered a message out of a queue: that queue's `x-death`
+/// entry, e.g. `delivery_limit` or `rejected`, and how often deliveries were tried. Asked
+/// for by queue: a message parked from the dead queue and moved back carries the dead
+/// queue's entry too, newest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Death {
     pub reason: String,
@@ -98,21 +102,59 @@ pub struct Death {
 }
 
 impl Death {
-    pub fn read(properties: &BasicProperties) -> Option<Self> {
+    pub fn read(properties: &BasicProperties, queue: &str) -> Option<Self> {
         let headers = properties.headers().as_ref()?.inner();
-        let newest = match headers.get("x-death")? {
-            AMQPValue::FieldArray(entries) => entries.as_slice().first()?.clone(),
-            _ => return None,
-        };
-        let AMQPValue::FieldTable(newest) = newest else {
+        let AMQPValue::FieldArray(entries) = headers.get("x-death")? else {
             return None;
         };
-        let newest = newest.inner();
+        let entry = entries.as_slice().iter().find_map(|entry| match entry {
+            AMQPValue::FieldTable(entry)
+                if entry.inner().get("queue").and_then(as_string).as_deref() == Some(queue) =>
+            {
+                Some(entry.inner())
+            }
+            _ => None,
+        })?;
         Some(Self {
-            reason: newest.get("reason").and_then(as_string)?,
-            queue: newest.get("queue").and_then(as_string),
+            reason: entry.get("reason").and_then(as_string)?,
+            queue: Some(queue.to_owned()),
             delivery_count: headers.get("x-delivery-count").and_then(as_i64),
         })
+    }
+}
+
+/// Why a worker put a message on the dead queue itself, having failed to record it (its
+/// dead letter was refused too), so that whoever records it from there says the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// A `dead_letters` reason.
+    pub reason: String,
+    pub detail: String,
+}
+
+impl SetAside {
+    pub fn read(properties: &BasicProperties) -> Option<Self> {
+        let headers = properties.headers().as_ref()?.inner();
+        Some(Self {
+            reason: headers.get(SET_ASIDE_REASON).and_then(as_string)?,
+            detail: headers
+                .get(SET_ASIDE_DETAIL)
+                .and_then(as_string)
+                .unwrap_or_default(),
+        })
+    }
+
+    pub fn to_headers(&self) -> FieldTable {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            ShortString::from(SET_ASIDE_REASON),
+            AMQPValue::LongString(LongString::from(self.reason.as_str())),
+        );
+        headers.insert(
+            ShortString::from(SET_ASIDE_DETAIL),
+            AMQPValue::LongString(LongString::from(self.detail.as_str())),
+        );
+        headers
     }
 }
 
@@ -154,6 +196,42 @@ mod tests {
     }
 
     #[test]
+    fn why_a_message_was_set_aside_survives_the_headers() {
+        let set_aside = SetAside {
+            reason: "database_rejected".into(),
+            detail: "the database refused the call".into(),
+        };
+        let read = SetAside::read(&BasicProperties::default().with_headers(set_aside.to_headers()));
+        assert_eq!(read, Some(set_aside));
+        assert_eq!(SetAside::read(&BasicProperties::default()), None);
+    }
+
+    #[test]
+    fn the_death_asked_for_is_the_one_out_of_that_queue() {
+        let death = |queue: &str, reason: &str| {
+            let mut entry = FieldTable::default();
+            entry.insert("queue".into(), AMQPValue::LongString(queue.into()));
+            entry.insert("reason".into(), AMQPValue::LongString(reason.into()));
+            AMQPValue::FieldTable(entry)
+        };
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(
+                vec![
+                    death("p.dead", "delivery_limit"),
+                    death("p.calls", "rejected"),
+                ]
+                .into(),
+            ),
+        );
+        let parked = BasicProperties::default().with_headers(headers);
+        let read = Death::read(&parked, "p.calls").expect("died out of p.calls");
+        assert_eq!(read.reason, "rejected");
+        assert_eq!(Death::read(&parked, "p.retry.1000ms"), None);
+    }
+
+    #[test]
     fn a_group_says_how_many_calls_it_holds() {
         let group = BasicProperties::default().with_headers(group_headers(17));
         assert_eq!(calls(&group), 17);
@@ -166,6 +244,6 @@ mod tests {
             Attempts::read(&BasicProperties::default()),
             Attempts::default()
         );
-        assert_eq!(Death::read(&BasicProperties::default()), None);
+        assert_eq!(Death::read(&BasicProperties::default(), "q.calls"), None);
     }
 }

@@ -120,6 +120,18 @@ impl Publisher {
         }
     }
 
+    /// Onto the dead queue, carrying `headers` (why it is set aside), for a call a worker
+    /// could not record as a dead letter itself.
+    pub async fn publish_dead(
+        &self,
+        payload: &[u8],
+        headers: FieldTable,
+    ) -> Result<(), PublishError> {
+        let queue = self.inner.topology.dead_queue.as_str();
+        self.publish_to(queue, payload, properties().with_headers(headers))
+            .await
+    }
+
     /// Onto a delay queue, carrying `headers`; `expiration` (at most the queue's own TTL)
     /// spreads retries of messages that failed together.
     pub async fn publish_delayed(

@@ -8,7 +8,12 @@
 //!   work queue. Named by delay, so changing the schedule declares new queues instead of
 //!   clashing with the arguments of old ones.
 //! - `<prefix>.dead`: what the broker itself set aside; workers copy it into the
-//!   `dead_letters` table, where it is listed and replayed.
+//!   `dead_letters` table, where it is listed and replayed. A quorum queue with its own
+//!   delivery limit (`broker.dead_delivery_limit`; RabbitMQ 4 would impose 20 and then drop)
+//!   whose messages over it are dead-lettered at-least-once into `<prefix>.dead.parked`.
+//! - `<prefix>.dead.parked`: what could not be recorded even from the dead queue (Postgres
+//!   refuses the dead letter, or was down through every delivery). Nobody consumes it; it
+//!   waits for people, who move it back once the cause is fixed (README, "Parked messages").
 
 use std::time::Duration;
 
@@ -18,12 +23,22 @@ use lapin::Channel;
 
 use crate::config::BrokerSettings;
 
+/// The parked queue's delivery limit: people inspecting it by taking messages and putting
+/// them back must never make the broker drop one (RabbitMQ 4 gives a quorum queue 20, and
+/// the parked queue dead-letters nowhere).
+const PARKED_DELIVERY_LIMIT: i64 = 1_000_000;
+
+/// AMQP's reply to redeclaring a queue with other arguments.
+const PRECONDITION_FAILED: u16 = 406;
+
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub work_queue: String,
     pub dead_queue: String,
+    pub parked_queue: String,
     pub retry_queues: Vec<RetryQueue>,
     delivery_limit: u32,
+    dead_delivery_limit: u32,
 }
 
 /// One step of the retry schedule.
@@ -39,6 +54,7 @@ impl Topology {
         Self {
             work_queue: format!("{prefix}.calls"),
             dead_queue: format!("{prefix}.dead"),
+            parked_queue: format!("{prefix}.dead.parked"),
             retry_queues: broker
                 .retry_delays_ms
                 .iter()
@@ -48,12 +64,17 @@ impl Topology {
                 })
                 .collect(),
             delivery_limit: broker.delivery_limit,
+            dead_delivery_limit: broker.dead_delivery_limit,
         }
     }
 
     /// Every queue name, for clean-up and for watching depths.
     pub fn queues(&self) -> Vec<&str> {
-        let mut all = vec![self.work_queue.as_str(), self.dead_queue.as_str()];
+        let mut all = vec![
+            self.work_queue.as_str(),
+            self.dead_queue.as_str(),
+            self.parked_queue.as_str(),
+        ];
         all.extend(self.retry_queues.iter().map(|q| q.name.as_str()));
         all
     }
@@ -61,14 +82,20 @@ impl Topology {
     /// Idempotent; every process calls it so any may start first. Dead-letter targets are
     /// declared before the queues that dead-letter into them: a missing target drops.
     pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        declare(channel, &self.dead_queue, quorum()).await?;
+        let mut parked = quorum();
+        delivery_limit(&mut parked, PARKED_DELIVERY_LIMIT);
+        declare(channel, &self.parked_queue, parked).await?;
+
+        let mut dead = quorum();
+        dead_letter_to(&mut dead, &self.parked_queue);
+        delivery_limit(&mut dead, i64::from(self.dead_delivery_limit));
+        declare(channel, &self.dead_queue, dead)
+            .await
+            .inspect_err(|e| self.explain_dead_queue_clash(e))?;
 
         let mut args = quorum();
         dead_letter_to(&mut args, &self.dead_queue);
-        args.insert(
-            ShortString::from("x-delivery-limit"),
-            AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
-        );
+        delivery_limit(&mut args, i64::from(self.delivery_limit));
         declare(channel, &self.work_queue, args).await?;
 
         for retry in &self.retry_queues {
@@ -76,6 +103,34 @@ impl Topology {
         }
         Ok(())
     }
+}
+
+impl Topology {
+    /// A dead queue declared before it had a delivery limit and a parking queue (or with
+    /// another limit) cannot be changed in place: every process would fail to start, so the
+    /// log says how to move on.
+    fn explain_dead_queue_clash(&self, error: &lapin::Error) {
+        let clash = matches!(error.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == PRECONDITION_FAILED);
+        if clash {
+            tracing::error!(
+                queue = %self.dead_queue,
+                %error,
+                "the dead queue exists with other arguments (declared by an older version, or \
+                 with another broker.dead_delivery_limit) and RabbitMQ cannot change them. To \
+                 migrate: stop the workers and gateways, move any messages of this queue into a \
+                 temporary queue (a shovel), delete it (rabbitmqctl delete_queue), start this \
+                 version, which declares it anew, then move the messages back; see README, \
+                 \"Parked messages\""
+            );
+        }
+    }
+}
+
+fn delivery_limit(args: &mut FieldTable, limit: i64) {
+    args.insert(
+        ShortString::from("x-delivery-limit"),
+        AMQPValue::LongLongInt(limit),
+    );
 }
 
 pub(super) fn quorum() -> FieldTable {

@@ -1,18 +1,23 @@
-//! Calls set aside: kept whole with the reason, listed and counted by filter, replayed
-//! onto the work queue, purged on purpose. The CLI, the admin API and the workers'
-//! automatic replay all go through here.
+//! Calls set aside: kept whole with the reason (`record`, `kept_message`), listed and counted
+//! by filter, replayed onto the work queue (`replay`), purged on purpose. The CLI, the admin
+//! API and the workers' automatic replay all go through here.
 
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::broker::{PublishError, Publisher};
+mod kept_message;
+mod record;
+mod replay;
+
+pub use kept_message::Encoding;
+pub use record::{record, NewDeadLetter};
+pub use replay::{count, replay, ReplayError, Selection};
 
 /// Why a call was set aside; the names are what people filter and replay by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -92,48 +97,6 @@ impl FromStr for Reason {
     }
 }
 
-/// What is known of a message being set aside; `message` is kept whole for replay.
-#[derive(Debug, Clone)]
-pub struct NewDeadLetter {
-    pub ingest_id: Uuid,
-    pub integration_id: Option<Uuid>,
-    pub operator_id: Option<String>,
-    pub uid: Option<String>,
-    pub reason: Reason,
-    pub detail: String,
-    pub message: Value,
-    /// Attempts this record stands for (the retry schedule's length, for exhausted retries).
-    pub attempts: i32,
-    /// When the first attempt failed, if before now.
-    pub first_failed_at: Option<DateTime<Utc>>,
-}
-
-/// The same message set aside again (a redelivery) adds attempts to its row.
-pub async fn record(conn: &mut PgConnection, letter: &NewDeadLetter) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO dead_letters
-            (id, ingest_id, integration_id, operator_id, uid, reason, detail, message, attempts,
-             first_failed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, now()))
-         ON CONFLICT (ingest_id) DO UPDATE SET
-            attempts = dead_letters.attempts + EXCLUDED.attempts, last_failed_at = now(),
-            reason = EXCLUDED.reason, detail = EXCLUDED.detail",
-    )
-    .bind(Uuid::now_v7())
-    .bind(letter.ingest_id)
-    .bind(letter.integration_id)
-    .bind(&letter.operator_id)
-    .bind(&letter.uid)
-    .bind(letter.reason.as_str())
-    .bind(&letter.detail)
-    .bind(&letter.message)
-    .bind(letter.attempts)
-    .bind(letter.first_failed_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Which dead letters an operation applies to; every field narrows, none means all.
 /// Times compare with the last failure.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -201,12 +164,23 @@ pub struct Summary {
     pub last_failed_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {
-    #[sqlx(flatten)]
     #[serde(flatten)]
     pub summary: Summary,
+    /// The message as it was set aside: the JSON it was (even JSON that Postgres could not
+    /// hold as such), else its text, else its bytes in hex.
     pub message: Value,
+    /// How Postgres keeps it: `json`, `text` or `hex`.
+    pub message_encoding: &'static str,
+}
+
+#[derive(sqlx::FromRow)]
+struct Kept {
+    #[sqlx(flatten)]
+    summary: Summary,
+    message: Value,
+    message_encoding: String,
 }
 
 const SUMMARY_COLUMNS: &str = "d.id, d.ingest_id, d.integration_id, d.operator_id, d.uid, \
@@ -237,12 +211,20 @@ pub async fn list(
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<DeadLetter>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {SUMMARY_COLUMNS}, d.message FROM dead_letters d WHERE d.id = $1"
+    let kept: Option<Kept> = sqlx::query_as(&format!(
+        "SELECT {SUMMARY_COLUMNS}, d.message, d.message_encoding FROM dead_letters d WHERE d.id = $1"
     ))
     .bind(id)
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(kept.map(|k| {
+        let encoding = Encoding::from_column(&k.message_encoding);
+        DeadLetter {
+            summary: k.summary,
+            message: kept_message::shown(encoding, &k.message),
+            message_encoding: encoding.as_str(),
+        }
+    }))
 }
 
 /// The newest dead letter of a call, for answering GET by `uid`.
@@ -266,100 +248,4 @@ pub async fn purge(pool: &PgPool, filter: &Filter) -> Result<u64, sqlx::Error> {
     let mut q = QueryBuilder::new("DELETE FROM dead_letters d");
     filter.push_where(&mut q);
     Ok(q.build().execute(pool).await?.rows_affected())
-}
-
-/// What a replay takes.
-#[derive(Debug, Clone, Copy)]
-pub enum Selection<'a> {
-    Matching(&'a Filter),
-    /// Calls set aside for their operator whose operator is now bound and active.
-    Rebound,
-}
-
-impl Selection<'_> {
-    fn push_where(&self, q: &mut QueryBuilder<'_, Postgres>) {
-        match self {
-            Self::Matching(filter) => filter.push_where(q),
-            Self::Rebound => {
-                q.push(
-                    " WHERE d.reason IN ('operator_not_found', 'operator_inactive')
-                      AND EXISTS (SELECT 1 FROM user_account_bindings b JOIN users u ON u.id = b.user_id
-                                  WHERE b.integration_id = d.integration_id
-                                    AND b.integration_uid = d.operator_id
-                                    AND b.active AND u.active)",
-                );
-            }
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("publishing: {0}")]
-    Publish(#[from] PublishError),
-}
-
-/// How many a replay would take (a dry run).
-pub async fn count(pool: &PgPool, selection: Selection<'_>) -> Result<i64, sqlx::Error> {
-    let mut q = QueryBuilder::new("SELECT count(*) FROM dead_letters d");
-    selection.push_where(&mut q);
-    q.build_query_scalar().fetch_one(pool).await
-}
-
-/// Republishes what `selection` matches onto the work queue, `batch` at a time, and retires
-/// each batch only after the broker confirmed all of it, in the transaction that locked it.
-/// A replay killed midway leaves its unconfirmed batch in place; running it again publishes
-/// that batch again, and the worker's upsert by `uid` absorbs the repeat. Rows locked by a
-/// concurrent replay are skipped; rows written after the replay began are left for the next
-/// one, so a call that fails again is not replayed twice by the same run. `at_most` bounds
-/// the run; `progress` hears the running total after each batch.
-pub async fn replay(
-    pool: &PgPool,
-    publisher: &Publisher,
-    selection: Selection<'_>,
-    batch: usize,
-    at_most: Option<u64>,
-    mut progress: impl FnMut(u64),
-) -> Result<u64, ReplayError> {
-    let started: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
-    let mut replayed = 0u64;
-    loop {
-        let room = at_most.map_or(batch as u64, |max| (max - replayed).min(batch as u64));
-        if room == 0 {
-            break;
-        }
-        let mut tx = pool.begin().await?;
-        let mut q = QueryBuilder::new("SELECT d.id, d.message FROM dead_letters d");
-        selection.push_where(&mut q);
-        q.push(" AND d.recorded_at < ").push_bind(started);
-        q.push(" ORDER BY d.id LIMIT ")
-            .push_bind(i64::try_from(room).unwrap_or(i64::MAX))
-            .push(" FOR UPDATE OF d SKIP LOCKED");
-        let rows: Vec<(Uuid, Value)> = q.build_query_as().fetch_all(&mut *tx).await?;
-        if rows.is_empty() {
-            break;
-        }
-        let payloads: Vec<Vec<u8>> = rows.iter().map(|(_, message)| payload(message)).collect();
-        try_join_all(payloads.iter().map(|p| publisher.publish(p))).await?;
-        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
-        sqlx::query("DELETE FROM dead_letters WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        replayed += ids.len() as u64;
-        progress(replayed);
-    }
-    Ok(replayed)
-}
-
-/// The bytes that were dead-lettered: a message kept as text (it was not JSON) goes back as
-/// that text, not as a JSON string.
-fn payload(message: &Value) -> Vec<u8> {
-    match message {
-        Value::String(text) => text.as_bytes().to_vec(),
-        other => serde_json::to_vec(other).unwrap_or_default(),
-    }
 }

@@ -8,17 +8,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::{BoxFuture, FutureExt};
-use serde_json::Value;
 use shared::domain::CallKey;
 use shared::message::{self, CallMessage};
 use shared::metrics::label;
 use shared::probe_work::Probe;
-use shared::store::dead_letters::{NewDeadLetter, Reason};
+use shared::store::dead_letters::{Encoding, NewDeadLetter, Reason};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::store::{self, Ready};
-use crate::failure;
+use crate::failure::{self, Failure};
 use crate::metrics::Metrics;
 use crate::operators::{OperatorKey, Operators, Resolution};
 
@@ -30,6 +29,9 @@ pub enum Outcome {
     Transient { class: &'static str, error: String },
     /// Handling it panicked: a bug, or a message that triggers one.
     Panicked(String),
+    /// The database refused the call, and then its dead letter too (the reason says why):
+    /// handed to the dead queue, which parks it if it cannot be recorded from there either.
+    Unrecordable(String),
 }
 
 /// A batch's outcomes, one per payload in order, and the probes of what it stored.
@@ -60,7 +62,7 @@ struct Decoded {
 
 impl Handler {
     pub fn handle_batch<'a>(&'a self, payloads: &'a [&'a [u8]]) -> BoxFuture<'a, Handled> {
-        // Boxed: a batch the database refuses is handled again one message at a time.
+        // Boxed: a batch the database refuses is handled again in halves.
         async move {
             let mut outcomes = vec![Outcome::Done; payloads.len()];
             let mut letters = Vec::new();
@@ -171,8 +173,10 @@ impl Handler {
             .collect()
     }
 
-    /// The batch's transaction failed: retry all of it later if the failure passes;
-    /// otherwise find the message the database refuses by writing each alone.
+    /// The batch's transaction failed: retry all of it later if the failure may pass;
+    /// otherwise find the calls the database refuses by writing each half of the batch
+    /// apart, so that the rest are stored (one refused call among n costs about 2 log2 n
+    /// writes), and set each refused call aside at once: retrying cannot change a refusal.
     async fn failed(
         &self,
         payloads: &[&[u8]],
@@ -182,7 +186,7 @@ impl Handler {
         let pending: Vec<usize> = (0..payloads.len())
             .filter(|&i| !matches!(outcomes[i], Outcome::Panicked(_)))
             .collect();
-        if let Some(class) = failure::transient_class(&error) {
+        if let Failure::Transient(class) = failure::classify(&error) {
             self.metrics.failed_batches.inc();
             tracing::warn!(%error, class, calls = pending.len(), "transient database error; the calls will be retried");
             for i in pending {
@@ -198,25 +202,44 @@ impl Handler {
         }
         let mut probes = Vec::new();
         if pending.len() > 1 {
-            tracing::warn!(%error, calls = pending.len(), "the database refused a batch; writing its calls one by one");
-            for i in pending {
-                let mut one = self.handle_batch(&payloads[i..=i]).await;
-                outcomes[i] = one.outcomes.remove(0);
-                probes.append(&mut one.probes);
+            tracing::warn!(%error, calls = pending.len(), "the database refused a batch; writing its halves apart");
+            let (left, right) = pending.split_at(pending.len() / 2);
+            for half in [left, right] {
+                let part: Vec<&[u8]> = half.iter().map(|&i| payloads[i]).collect();
+                let handled = self.handle_batch(&part).await;
+                for (&i, outcome) in half.iter().zip(handled.outcomes) {
+                    outcomes[i] = outcome;
+                }
+                probes.extend(handled.probes);
             }
             return Handled { outcomes, probes };
         }
         for i in pending {
-            tracing::error!(%error, "the database refused the call; setting it aside");
-            let detail = format!("the database refused the call: {error}");
+            let detail = format!(
+                "the database refused the call: {}",
+                failure::refusal(&error)
+            );
+            tracing::error!(%detail, "setting the call aside");
             outcomes[i] = match self
-                .set_aside(payloads[i], Reason::DatabaseRejected, detail, 1, None)
+                .set_aside(
+                    payloads[i],
+                    Reason::DatabaseRejected,
+                    detail.clone(),
+                    1,
+                    None,
+                )
                 .await
             {
                 Ok(()) => Outcome::Done,
-                Err(e) => Outcome::Transient {
-                    class: failure::transient_class(&e).unwrap_or("database_error"),
-                    error: e.to_string(),
+                Err(e) => match failure::classify(&e) {
+                    Failure::Transient(class) => Outcome::Transient {
+                        class,
+                        error: e.to_string(),
+                    },
+                    Failure::Refused => {
+                        tracing::error!(error = %e, "the database refused the call's dead letter too; handing it to the dead queue");
+                        Outcome::Unrecordable(detail)
+                    }
                 },
             };
         }
@@ -233,7 +256,7 @@ impl Handler {
         attempts: i32,
         first_failed_at: Option<DateTime<Utc>>,
     ) -> Result<(), sqlx::Error> {
-        let letters: Vec<NewDeadLetter> = message::split(payload)
+        let mut letters: Vec<NewDeadLetter> = message::split(payload)
             .into_iter()
             .map(|call| {
                 let mut letter = match CallMessage::from_bytes(call) {
@@ -250,7 +273,19 @@ impl Handler {
             })
             .collect();
         tracing::info!(%reason, %detail, calls = letters.len(), "setting calls aside");
-        store::set_aside(&self.pool, &letters).await?;
+        // A message is kept in a plainer form when Postgres refuses the richer one for a
+        // reason `record` does not foresee; a refusal of hex is not about the message.
+        while let Err(e) = store::set_aside(&self.pool, &letters).await {
+            let plainer: Option<Vec<NewDeadLetter>> = match failure::classify(&e) {
+                Failure::Refused => letters.iter().map(NewDeadLetter::plainer).collect(),
+                Failure::Transient(_) => None,
+            };
+            let Some(plainer) = plainer else {
+                return Err(e);
+            };
+            tracing::warn!(error = %e, "the database refused a dead letter; keeping its message in a plainer form");
+            letters = plainer;
+        }
         for letter in &letters {
             self.count_dead_letter(letter);
         }
@@ -274,14 +309,15 @@ fn letter_for(d: &Decoded, reason: Reason, detail: String) -> NewDeadLetter {
         uid: Some(d.key.uid.clone()),
         reason,
         detail,
-        message: serde_json::to_value(&d.message).unwrap_or(Value::Null),
+        message: d.message.to_bytes(),
+        keep_as: Encoding::Json,
         attempts: 1,
         first_failed_at: None,
     }
 }
 
-/// Kept as JSON when it is JSON, as text otherwise. Its id comes from its content, so that
-/// redeliveries of the same bytes add attempts to one dead letter instead of new ones.
+/// Its id comes from its content, so that redeliveries of the same bytes add attempts to
+/// one dead letter instead of new ones.
 fn undecodable_letter(payload: &[u8], detail: String) -> NewDeadLetter {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(payload);
@@ -293,21 +329,11 @@ fn undecodable_letter(payload: &[u8], detail: String) -> NewDeadLetter {
         operator_id: None,
         uid: None,
         reason: Reason::Undecodable,
-        // The decoder's error quotes the bytes around the fault, which may hold NUL.
-        detail: detail.replace('\0', "\u{FFFD}"),
-        message: kept(payload),
+        detail,
+        message: payload.to_vec(),
+        keep_as: Encoding::Json,
         attempts: 1,
         first_failed_at: None,
-    }
-}
-
-/// What jsonb can hold of an undecodable payload: the JSON it is, or else its text. Bytes
-/// that are not UTF-8, and NUL, which Postgres refuses in any text, become U+FFFD: a
-/// payload holding NUL could not be recorded at all.
-fn kept(payload: &[u8]) -> Value {
-    match serde_json::from_slice::<Value>(payload) {
-        Ok(json) if !json.to_string().contains("\\u0000") => json,
-        _ => Value::from(String::from_utf8_lossy(payload).replace('\0', "\u{FFFD}")),
     }
 }
 

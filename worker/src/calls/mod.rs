@@ -4,7 +4,8 @@
 //!
 //! The work queue is consumed by a few lanes (`lane.rs`), each a channel of its own taking
 //! one batch at a time; `settle.rs` turns each message's outcome into broker actions;
-//! `dead_queue.rs` copies what the broker itself set aside into the `dead_letters` table.
+//! `dead_queue.rs` copies what the broker itself set aside into the `dead_letters` table, and
+//! hands back what it cannot for the broker to park.
 
 pub mod dead_queue;
 pub mod handler;
@@ -105,7 +106,7 @@ impl CallsStage {
                 }
                 next = dead.next() => match next {
                     Some(Ok(delivery)) => {
-                        in_flight.spawn(self.settler.clone().dead(delivery));
+                        in_flight.spawn(self.settler.clone().dead(delivery, lanes_stopped.clone()));
                     }
                     Some(Err(e)) => break SessionEnd::Lost(e.to_string()),
                     None => break SessionEnd::Lost("the broker cancelled the consumer".into()),

@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use futures_util::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
-use shared::broker::headers::Attempts;
+use shared::broker::headers::{Attempts, SetAside};
 use shared::broker::{PublishError, Publisher};
 use shared::message;
 use shared::metrics::label;
@@ -63,6 +63,19 @@ impl Settler {
                 [Outcome::Transient { class, error }] => {
                     self.retry(delivery, calls[0], class, error).await
                 }
+                [Outcome::Unrecordable(detail)] => {
+                    match self
+                        .publisher
+                        .publish_dead(calls[0], set_aside(detail))
+                        .await
+                    {
+                        Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot hand a call to the dead queue; requeueing it");
+                            requeue(delivery).await
+                        }
+                    }
+                }
                 [Outcome::Panicked(panic)] => {
                     self.count_panic(panic);
                     // Reject, not nack: on every RabbitMQ version it counts toward the limit.
@@ -98,8 +111,8 @@ impl Settler {
         );
     }
 
-    /// Some calls of a group failed (transiently, or by panicking): each goes on alone, and
-    /// the group is acked once all are confirmed. A call that failed for a while goes to its
+    /// Some calls of a group failed (transiently, by panicking, or unrecordably): each goes
+    /// on alone, and the group is acked once all are confirmed. A call that failed for a while goes to its
     /// first delay queue, as it would have alone (back on the work queue it would meet the
     /// same outage at once); one that panicked goes back to the work queue, to reach the
     /// delivery limit alone. Calls of the group that were stored stay stored.
@@ -147,6 +160,9 @@ impl Settler {
         outcome: &Outcome,
         attempts: &Attempts,
     ) -> Result<(), PublishError> {
+        if let Outcome::Unrecordable(detail) = outcome {
+            return self.publisher.publish_dead(call, set_aside(detail)).await;
+        }
         if let Outcome::Transient { class, error } = outcome {
             if let Next::Delayed(_) = self
                 .retrier
@@ -296,6 +312,15 @@ impl Settler {
             }
         }
     }
+}
+
+/// The headers of a call the database refused, put on the dead queue by hand.
+fn set_aside(detail: &str) -> lapin::types::FieldTable {
+    SetAside {
+        reason: Reason::DatabaseRejected.as_str().to_owned(),
+        detail: detail.to_owned(),
+    }
+    .to_headers()
 }
 
 /// Back to its queue, to be delivered again.
