@@ -1,13 +1,12 @@
 //! Building and running the gateway: binds first (port 0 works), so tests know the port.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use shared::broker::Publisher;
 use shared::config::Settings;
 use tokio::net::TcpListener;
 
-use crate::cache::TtlCache;
+use crate::cache;
 use crate::grouping::GroupPublisher;
 use crate::metrics::Metrics;
 use crate::queued::QueuedNotes;
@@ -22,7 +21,6 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = shared::store::pool(&settings.database)?;
-        let ttl = Duration::from_secs(settings.auth.cache_ttl_secs);
         let publisher = Publisher::new(settings.broker.clone(), "gateway");
         let metrics = Metrics::default();
         let state = AppState {
@@ -38,8 +36,8 @@ impl Application {
                 .http
                 .queued_notes
                 .then(|| QueuedNotes::spawn(pool.clone())),
-            integrations: Arc::new(TtlCache::new(ttl)),
-            field_definitions: Arc::new(TtlCache::new(ttl)),
+            integrations: cache::integrations(&settings.auth),
+            field_definitions: cache::field_definitions(&settings.auth),
             rate_limiter: RateLimiter::new(
                 settings.http.rate_limit_per_sec,
                 settings.http.rate_limit_burst,

@@ -1,6 +1,8 @@
 //! Every error the gateway answers, mapped to the contract's JSON:API error documents here
 //! and nowhere else. Internal errors are logged and answered without their details.
 
+use std::sync::Arc;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -37,14 +39,34 @@ pub enum ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            // The database being unreachable is a reason to retry, not a bug.
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %e, "database unavailable");
-                Self::Unavailable(format!("database: {e}"))
-            }
-            other => Self::Internal(other.into()),
+        match database_unavailable(&e) {
+            Some(unavailable) => unavailable,
+            None => Self::Internal(e.into()),
         }
+    }
+}
+
+/// A cache load's error, shared by every request that awaited that load.
+impl From<Arc<sqlx::Error>> for ApiError {
+    fn from(e: Arc<sqlx::Error>) -> Self {
+        match Arc::try_unwrap(e) {
+            Ok(e) => e.into(),
+            Err(shared) => match database_unavailable(&shared) {
+                Some(unavailable) => unavailable,
+                None => Self::Internal(anyhow::Error::new(shared)),
+            },
+        }
+    }
+}
+
+/// The database being unreachable is a reason to retry, not a bug.
+fn database_unavailable(e: &sqlx::Error) -> Option<ApiError> {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            tracing::warn!(error = %e, "database unavailable");
+            Some(ApiError::Unavailable(format!("database: {e}")))
+        }
+        _ => None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod bindings;
+pub mod call_path;
 pub mod dead_letters;
 pub mod error;
 pub mod health;
