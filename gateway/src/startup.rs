@@ -7,6 +7,7 @@ use shared::config::Settings;
 use tokio::net::TcpListener;
 
 use crate::cache;
+use crate::connection::{self, Timeouts};
 use crate::grouping::GroupPublisher;
 use crate::metrics::Metrics;
 use crate::queued::QueuedNotes;
@@ -16,6 +17,7 @@ use crate::state::AppState;
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    timeouts: Timeouts,
 }
 
 impl Application {
@@ -49,6 +51,7 @@ impl Application {
         let listener = TcpListener::bind(state.settings.http.listen).await?;
         Ok(Self {
             listener,
+            timeouts: Timeouts::new(&state.settings.http),
             router: crate::http::router(state),
         })
     }
@@ -66,8 +69,6 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        connection::serve(self.listener, self.router, self.timeouts, shutdown).await
     }
 }

@@ -33,6 +33,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("cannot queue right now: {0}")]
     Unavailable(String),
+    /// Over `http.max_concurrent_requests`: shed at once rather than queued.
+    #[error("over the concurrent request bound")]
+    Overloaded { retry_after_secs: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -80,7 +83,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid(_) | Self::InvalidRows(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -121,6 +124,10 @@ impl ApiError {
             Self::Unavailable(_) => {
                 one("the call could not be queued right now; retry later".into())
             }
+            Self::Overloaded { retry_after_secs } => one(format!(
+                "the gateway is serving as many requests as it may at once; retry in \
+                 {retry_after_secs} s"
+            )),
             Self::Internal(_) => one("internal error".into()),
         }
     }
@@ -173,7 +180,7 @@ impl IntoResponse for ApiError {
             Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs } | Self::Overloaded { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}
