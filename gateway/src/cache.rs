@@ -1,55 +1,41 @@
-//! A small time-bounded cache: integrations and field definitions are read on every
-//! request but change rarely, so each gateway asks Postgres at most once per TTL per key.
+//! The caches of what every request reads and what changes rarely: integrations (for
+//! authentication) and organisations' field definitions, so that each gateway asks Postgres
+//! about a key at most once per `auth.cache_ttl_secs`.
+//!
+//! moka rather than a map: it is bounded by `auth.cache_max_entries` (and its admission
+//! policy keeps the hot entries when a flood of one-off keys arrives), entries expire after
+//! the TTL, and `try_get_with` runs one load for a missed key however many requests miss it
+//! at once, the others awaiting its answer. A failed load is not cached: the next request
+//! tries again.
 
 use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-pub struct TtlCache<K, V> {
-    ttl: Duration,
-    entries: RwLock<HashMap<K, (Instant, Arc<V>)>>,
+use moka::future::Cache;
+use shared::config::AuthSettings;
+use shared::domain::FieldType;
+use shared::store::accounts::IntegrationAuth;
+use uuid::Uuid;
+
+/// Integrations by id; `None` for an id no integration has, cached like the others so that
+/// a misconfigured PBX (or a flood naming random ids) costs one lookup per id and TTL.
+pub type Integrations = Cache<Uuid, Option<Arc<IntegrationAuth>>>;
+
+/// Each organisation's field definitions, by organisation id.
+pub type FieldDefinitions = Cache<Uuid, Arc<HashMap<String, FieldType>>>;
+
+pub fn integrations(settings: &AuthSettings) -> Integrations {
+    bounded(settings)
 }
 
-impl<K: Eq + Hash + Clone, V> TtlCache<K, V> {
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            entries: RwLock::new(HashMap::new()),
-        }
-    }
+pub fn field_definitions(settings: &AuthSettings) -> FieldDefinitions {
+    bounded(settings)
+}
 
-    /// The cached value, or `load`'s, which is then cached (negative answers too: an
-    /// unknown integration hammered by a misconfigured PBX costs one query per TTL).
-    pub async fn get_or_load<E, F>(&self, key: &K, load: F) -> Result<Arc<V>, E>
-    where
-        F: std::future::Future<Output = Result<V, E>>,
-    {
-        if let Some(value) = self.fresh(key) {
-            return Ok(value);
-        }
-        let value = Arc::new(load.await?);
-        let mut entries = self.entries.write().expect("cache lock poisoned");
-        if entries.len() > 100_000 {
-            let ttl = self.ttl;
-            entries.retain(|_, (at, _)| at.elapsed() < ttl);
-        }
-        entries.insert(key.clone(), (Instant::now(), value.clone()));
-        Ok(value)
-    }
-
-    pub fn invalidate(&self, key: &K) {
-        self.entries
-            .write()
-            .expect("cache lock poisoned")
-            .remove(key);
-    }
-
-    fn fresh(&self, key: &K) -> Option<Arc<V>> {
-        let entries = self.entries.read().expect("cache lock poisoned");
-        entries
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, v)| v.clone())
-    }
+fn bounded<V: Clone + Send + Sync + 'static>(settings: &AuthSettings) -> Cache<Uuid, V> {
+    Cache::builder()
+        .max_capacity(settings.cache_max_entries)
+        .time_to_live(Duration::from_secs(settings.cache_ttl_secs))
+        .build()
 }

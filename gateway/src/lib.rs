@@ -1,6 +1,7 @@
 //! The gateway: authenticates, validates, and answers 2xx only once the broker confirmed.
 
 pub mod cache;
+pub mod connection;
 pub mod grouping;
 pub mod http;
 pub mod metrics;

@@ -1,13 +1,13 @@
 //! Building and running the gateway: binds first (port 0 works), so tests know the port.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use shared::broker::Publisher;
 use shared::config::Settings;
 use tokio::net::TcpListener;
 
-use crate::cache::TtlCache;
+use crate::cache;
+use crate::connection::{self, Timeouts};
 use crate::grouping::GroupPublisher;
 use crate::metrics::Metrics;
 use crate::queued::QueuedNotes;
@@ -17,12 +17,12 @@ use crate::state::AppState;
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    timeouts: Timeouts,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = shared::store::pool(&settings.database)?;
-        let ttl = Duration::from_secs(settings.auth.cache_ttl_secs);
         let publisher = Publisher::new(settings.broker.clone(), "gateway");
         let metrics = Metrics::default();
         let state = AppState {
@@ -38,8 +38,8 @@ impl Application {
                 .http
                 .queued_notes
                 .then(|| QueuedNotes::spawn(pool.clone())),
-            integrations: Arc::new(TtlCache::new(ttl)),
-            field_definitions: Arc::new(TtlCache::new(ttl)),
+            integrations: cache::integrations(&settings.auth),
+            field_definitions: cache::field_definitions(&settings.auth),
             rate_limiter: RateLimiter::new(
                 settings.http.rate_limit_per_sec,
                 settings.http.rate_limit_burst,
@@ -51,6 +51,7 @@ impl Application {
         let listener = TcpListener::bind(state.settings.http.listen).await?;
         Ok(Self {
             listener,
+            timeouts: Timeouts::new(&state.settings.http),
             router: crate::http::router(state),
         })
     }
@@ -68,8 +69,6 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        connection::serve(self.listener, self.router, self.timeouts, shutdown).await
     }
 }

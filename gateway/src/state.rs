@@ -1,14 +1,10 @@
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use shared::broker::Publisher;
 use shared::config::Settings;
-use shared::domain::FieldType;
-use shared::store::accounts::IntegrationAuth;
 use sqlx::PgPool;
-use uuid::Uuid;
 
-use crate::cache::TtlCache;
+use crate::cache::{FieldDefinitions, Integrations};
 use crate::grouping::GroupPublisher;
 use crate::metrics::Metrics;
 use crate::queued::QueuedNotes;
@@ -24,8 +20,8 @@ pub struct AppState {
     pub calls: GroupPublisher,
     /// `None` when `http.queued_notes` is off.
     pub queued: Option<QueuedNotes>,
-    pub integrations: Arc<TtlCache<Uuid, Option<IntegrationAuth>>>,
-    pub field_definitions: Arc<TtlCache<Uuid, HashMap<String, FieldType>>>,
+    pub integrations: Integrations,
+    pub field_definitions: FieldDefinitions,
     pub rate_limiter: Option<Arc<RateLimiter>>,
     pub metrics: Metrics,
 }

@@ -40,6 +40,10 @@ pub struct HttpSettings {
     pub rate_limit_per_sec: f64,
     pub rate_limit_burst: u32,
     pub queued_notes: bool,
+    pub header_read_timeout_ms: u64,
+    pub keep_alive_idle_ms: u64,
+    pub max_concurrent_requests: usize,
+    pub retry_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +71,7 @@ pub struct BrokerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     pub cache_ttl_secs: u64,
+    pub cache_max_entries: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -199,6 +204,14 @@ impl RuntimeSettings {
 impl HttpSettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn keep_alive_idle(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_idle_ms)
     }
 }
 

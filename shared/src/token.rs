@@ -15,6 +15,30 @@ pub fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// Characters of a token as [`generate`] writes it: 32 bytes, hex.
+pub const TOKEN_LEN: usize = 64;
+
+/// A token presented by a client that has the shape of one we issue. Only such a token is
+/// worth a lookup: anything else is refused before the database is asked about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a>(&'a str);
+
+impl<'a> Presented<'a> {
+    /// `None` unless `raw` is [`TOKEN_LEN`] lowercase hex digits.
+    pub fn parse(raw: &'a str) -> Option<Self> {
+        let well_formed = raw.len() == TOKEN_LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        well_formed.then_some(Self(raw))
+    }
+
+    /// Constant-time comparison with a stored hash.
+    pub fn matches(&self, stored_hash: &[u8]) -> bool {
+        matches(self.0, stored_hash)
+    }
+}
+
 /// Constant-time comparison of a presented token with a stored hash.
 pub fn matches(presented: &str, stored_hash: &[u8]) -> bool {
     hash(presented).ct_eq(stored_hash).into()
@@ -39,6 +63,20 @@ mod tests {
         assert_eq!(token.len(), 64);
         assert!(matches(&token, &hash(&token)));
         assert!(!matches(&generate(), &hash(&token)));
+    }
+
+    #[test]
+    fn only_tokens_shaped_like_ours_are_presented() {
+        let token = generate();
+        assert!(Presented::parse(&token).is_some_and(|p| p.matches(&hash(&token))));
+        assert!(Presented::parse(&token.to_uppercase()).is_none());
+        assert!(Presented::parse(&token[1..]).is_none());
+        assert!(Presented::parse(&format!("{token}0")).is_none());
+        assert!(Presented::parse(&format!("g{}", &token[1..])).is_none());
+        assert!(Presented::parse("").is_none());
+        let multibyte = format!("é{}", &token[2..]);
+        assert_eq!(multibyte.len(), TOKEN_LEN);
+        assert!(Presented::parse(&multibyte).is_none());
     }
 
     #[test]

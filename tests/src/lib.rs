@@ -4,6 +4,7 @@
 
 pub mod media_server;
 pub mod proxy;
+pub mod query_counter;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

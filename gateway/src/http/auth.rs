@@ -2,6 +2,7 @@
 //! token. Both read the raw `Authorization` value existing clients send, or `Bearer`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::header::AUTHORIZATION;
@@ -15,8 +16,9 @@ use uuid::Uuid;
 use super::error::ApiError;
 use crate::state::AppState;
 
-/// The integration named in the path, authenticated by its own token.
-pub struct Integration(pub IntegrationAuth);
+/// The integration named in the path, authenticated by its own token. The token's shape is
+/// checked before anything is looked up: a request without one of ours never reaches Postgres.
+pub struct Integration(pub Arc<IntegrationAuth>);
 
 impl FromRequestParts<AppState> for Integration {
     type Rejection = ApiError;
@@ -26,24 +28,31 @@ impl FromRequestParts<AppState> for Integration {
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let id = integration_id(parts, app).await?;
-        let found = app
-            .integrations
-            .get_or_load(&id, accounts::integration_auth(&app.pool, id))
-            .await?;
-        let Some(integration) = found.as_ref() else {
-            return Err(ApiError::NotFound(format!("no integration {id}")));
-        };
         let presented = bearer(parts).ok_or(ApiError::Unauthorized(
             "send the integration token in the Authorization header",
         ))?;
+        let presented = token::Presented::parse(presented).ok_or(ApiError::Unauthorized(
+            "the token is not valid for this integration",
+        ))?;
+        let found = app
+            .integrations
+            .try_get_with(id, async {
+                accounts::integration_auth(&app.pool, id)
+                    .await
+                    .map(|found| found.map(Arc::new))
+            })
+            .await?;
+        let Some(integration) = found else {
+            return Err(ApiError::NotFound(format!("no integration {id}")));
+        };
         // A token is checked against the hash of the integration in the path only, so a
         // valid token on another integration's URL fails exactly like a wrong one.
-        if !token::matches(presented, &integration.token_hash) {
+        if !presented.matches(&integration.token_hash) {
             return Err(ApiError::Unauthorized(
                 "the token is not valid for this integration",
             ));
         }
-        Ok(Self(integration.clone()))
+        Ok(Self(integration))
     }
 }
 

@@ -1,6 +1,8 @@
 //! Every error the gateway answers, mapped to the contract's JSON:API error documents here
 //! and nowhere else. Internal errors are logged and answered without their details.
 
+use std::sync::Arc;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -31,20 +33,43 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("cannot queue right now: {0}")]
     Unavailable(String),
+    /// Over `http.max_concurrent_requests`: shed at once rather than queued.
+    #[error("over the concurrent request bound")]
+    Overloaded { retry_after_secs: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            // The database being unreachable is a reason to retry, not a bug.
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %e, "database unavailable");
-                Self::Unavailable(format!("database: {e}"))
-            }
-            other => Self::Internal(other.into()),
+        match database_unavailable(&e) {
+            Some(unavailable) => unavailable,
+            None => Self::Internal(e.into()),
         }
+    }
+}
+
+/// A cache load's error, shared by every request that awaited that load.
+impl From<Arc<sqlx::Error>> for ApiError {
+    fn from(e: Arc<sqlx::Error>) -> Self {
+        match Arc::try_unwrap(e) {
+            Ok(e) => e.into(),
+            Err(shared) => match database_unavailable(&shared) {
+                Some(unavailable) => unavailable,
+                None => Self::Internal(anyhow::Error::new(shared)),
+            },
+        }
+    }
+}
+
+/// The database being unreachable is a reason to retry, not a bug.
+fn database_unavailable(e: &sqlx::Error) -> Option<ApiError> {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            tracing::warn!(error = %e, "database unavailable");
+            Some(ApiError::Unavailable(format!("database: {e}")))
+        }
+        _ => None,
     }
 }
 
@@ -58,7 +83,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid(_) | Self::InvalidRows(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,6 +124,10 @@ impl ApiError {
             Self::Unavailable(_) => {
                 one("the call could not be queued right now; retry later".into())
             }
+            Self::Overloaded { retry_after_secs } => one(format!(
+                "the gateway is serving as many requests as it may at once; retry in \
+                 {retry_after_secs} s"
+            )),
             Self::Internal(_) => one("internal error".into()),
         }
     }
@@ -151,7 +180,7 @@ impl IntoResponse for ApiError {
             Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs } | Self::Overloaded { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}

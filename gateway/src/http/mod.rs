@@ -2,31 +2,41 @@
 
 pub mod auth;
 pub mod bindings;
+pub mod call_path;
 pub mod dead_letters;
 pub mod error;
 pub mod health;
+pub mod load_shed;
 pub mod media;
 pub mod phone_calls;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::get;
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
+use self::load_shed::LoadShed;
 
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
 pub fn router(app: AppState) -> Router {
     let settings = &app.settings.http;
-    Router::new()
+    let api = Router::new()
         .merge(phone_calls::router(app.metrics.clone()))
         .merge(bindings::router())
         .merge(dead_letters::router())
         .merge(media::router())
+        .layer(middleware::from_fn_with_state(
+            LoadShed::new(settings),
+            LoadShed::limit,
+        ));
+    Router::new()
+        .merge(api)
         .merge(health::router())
         .route(
             "/metrics",

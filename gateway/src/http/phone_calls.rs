@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -23,6 +23,7 @@ use shared::store::fields::{self, Registration};
 use uuid::Uuid;
 
 use super::auth::Integration;
+use super::call_path::CallUid;
 use super::error::ApiError;
 use crate::metrics::Metrics;
 use crate::queued::QueuedNote;
@@ -192,7 +193,7 @@ async fn parse_with_definitions(
         }
         return Err(ApiError::Invalid(errors));
     }
-    app.field_definitions.invalidate(&organisation_id);
+    app.field_definitions.invalidate(&organisation_id).await;
     let definitions = field_definitions(app, organisation_id).await?;
     parse_call(body, definitions.as_ref(), limits).map_err(ApiError::Invalid)
 }
@@ -203,7 +204,9 @@ async fn field_definitions(
 ) -> Result<Arc<HashMap<String, FieldType>>, ApiError> {
     Ok(app
         .field_definitions
-        .get_or_load(&organisation_id, fields::load(&app.pool, organisation_id))
+        .try_get_with(organisation_id, async {
+            fields::load(&app.pool, organisation_id).await.map(Arc::new)
+        })
         .await?)
 }
 
@@ -242,12 +245,15 @@ struct StoredCall {
     client_id: Option<Uuid>,
 }
 
+/// The uid is parsed before the integration is authenticated, so that a path naming no
+/// possible call costs no lookup at all.
 async fn show(
     State(app): State<AppState>,
+    CallUid(uid): CallUid,
     integration: Integration,
-    Path((_, uid)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let integration_id = integration.0.id;
+    let uid = uid.as_str();
     let stored: Option<StoredCall> = sqlx::query_as(
         "SELECT c.uid, c.uid_derived, c.operator_id, c.started_at, c.direction, c.duration,
                 c.client_phone_number, c.phone_call_chain_uid, c.nps, c.media_url, c.custom_fields,
@@ -262,14 +268,14 @@ async fn show(
          WHERE c.integration_id = $1 AND c.uid = $2",
     )
     .bind(integration_id)
-    .bind(&uid)
+    .bind(uid)
     .fetch_optional(&app.pool)
     .await?;
     if let Some(call) = stored {
         return Ok(Json(stored_document(call)).into_response());
     }
 
-    if let Some(dead) = dead_letters::latest_for_call(&app.pool, integration_id, &uid).await? {
+    if let Some(dead) = dead_letters::latest_for_call(&app.pool, integration_id, uid).await? {
         let replay = dead
             .reason
             .parse::<Reason>()
@@ -296,7 +302,7 @@ async fn show(
         "SELECT max(received_at) FROM queued_calls WHERE integration_id = $1 AND uid = $2",
     )
     .bind(integration_id)
-    .bind(&uid)
+    .bind(uid)
     .fetch_one(&app.pool)
     .await?;
     match queued {
