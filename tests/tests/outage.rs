@@ -3,13 +3,20 @@
 //! and worker reach Postgres through one TCP proxy, whose cut is the outage; the shared
 //! server keeps running for the other tests.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pipeline_tests::proxy::Proxy;
-use pipeline_tests::{call, eventually, via_port, Options, TestEnv};
-use serde_json::json;
+use pipeline_tests::{call, eventually, via_port, Integration, Options, TestEnv};
+use serde_json::{json, Value};
+use shared::config::Settings;
+use shared::contract::parse_call;
+use shared::domain::FieldType;
+use shared::message::{CallEnvelope, CallMessage};
+use shared::store::fields;
+use uuid::Uuid;
 
 /// How long Postgres is away: a minute, as the issue asks (a failover or a restart).
 const OUTAGE: Duration = Duration::from_secs(60);
@@ -213,5 +220,117 @@ async fn postgres_away_for_a_minute_under_load_stops_no_2xx_and_loses_no_call() 
         ty.as_deref(),
         Some("string"),
         "the worker registered the key the gateway could not"
+    );
+}
+
+/// The message a gateway without its database publishes for a call whose custom field keys
+/// are all new to it: each listed as unregistered, with the type inferred from its value.
+fn unregistered(integration: &Integration, uid: &str, custom_fields: Value) -> Vec<u8> {
+    let mut body = call(uid);
+    body["custom_fields"] = custom_fields;
+    let parsed = parse_call(
+        &(&body).into(),
+        &HashMap::new(),
+        &Settings::defaults().limits,
+    )
+    .expect("a valid call");
+    CallMessage::new(
+        CallEnvelope {
+            ingest_id: Uuid::now_v7(),
+            integration_id: integration.id,
+            organisation_id: integration.organisation_id,
+            received_at: chrono::Utc::now(),
+            call: parsed.call,
+        },
+        parsed.new_fields.into_iter().collect(),
+    )
+    .to_bytes()
+}
+
+async fn dead_letter_reason(env: &TestEnv, uid: &str) -> Option<String> {
+    eventually(Duration::from_secs(20), || async {
+        sqlx::query_scalar::<_, String>("SELECT reason FROM dead_letters WHERE uid = $1")
+            .bind(uid)
+            .fetch_optional(&env.pool)
+            .await
+            .unwrap()
+            .ok_or(())
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn keys_a_gateway_could_not_register_are_registered_by_the_worker_within_the_bound() {
+    let env = TestEnv::start_with(Options {
+        customize: Box::new(|s| s.limits.max_field_definitions = 2),
+        ..Default::default()
+    })
+    .await;
+    let integration = env.integration().await;
+    let organisation = integration.organisation_id;
+    fields::define(&env.pool, organisation, "answer_time", FieldType::Duration)
+        .await
+        .unwrap();
+
+    // Inferred as a number at the gateway, defined as a duration: read again as one.
+    env.publish_raw(&unregistered(
+        &integration,
+        "registered",
+        json!({"answer_time": 12, "topic": "billing"}),
+    ))
+    .await;
+    env.wait_for_count(
+        "SELECT count(*) FROM calls WHERE uid = 'registered'",
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    let stored: Value =
+        sqlx::query_scalar("SELECT custom_fields FROM calls WHERE uid = 'registered'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, json!({"answer_time": 12, "topic": "billing"}));
+    let defined = fields::load(&env.pool, organisation).await.unwrap();
+    assert_eq!(
+        defined,
+        HashMap::from([
+            ("answer_time".to_owned(), FieldType::Duration),
+            ("topic".to_owned(), FieldType::String),
+        ]),
+        "the new key is registered as inferred; the defined one keeps its type"
+    );
+
+    env.publish_raw(&unregistered(
+        &integration,
+        "conflict",
+        json!({"answer_time": "soon"}),
+    ))
+    .await;
+    assert_eq!(
+        dead_letter_reason(&env, "conflict").await.as_deref(),
+        Some("field_type_conflict")
+    );
+
+    env.publish_raw(&unregistered(
+        &integration,
+        "full",
+        json!({"one_too_many": true}),
+    ))
+    .await;
+    assert_eq!(
+        dead_letter_reason(&env, "full").await.as_deref(),
+        Some("field_definitions_full")
+    );
+    assert_eq!(
+        fields::load(&env.pool, organisation).await.unwrap().len(),
+        2,
+        "nothing registered past the bound"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM calls WHERE uid IN ('conflict', 'full')")
+            .await,
+        0
     );
 }
