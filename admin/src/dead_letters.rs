@@ -55,8 +55,8 @@ pub struct FilterArgs {
     /// One dead letter, by its id.
     #[arg(long)]
     id: Option<Uuid>,
-    /// operator_not_found, operator_inactive, undecodable, retries_exhausted, poison or
-    /// database_rejected.
+    /// operator_not_found, operator_inactive, undecodable, retries_exhausted, poison,
+    /// database_rejected, field_definitions_full or field_type_conflict.
     #[arg(long)]
     reason: Option<Reason>,
     #[arg(long)]

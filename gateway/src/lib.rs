@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod connection;
+pub mod database_circuit;
 pub mod grouping;
 pub mod http;
 pub mod metrics;

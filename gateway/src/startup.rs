@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::cache;
 use crate::connection::{self, Timeouts};
+use crate::database_circuit::DatabaseCircuit;
 use crate::grouping::GroupPublisher;
 use crate::metrics::Metrics;
 use crate::queued::QueuedNotes;
@@ -25,6 +26,7 @@ impl Application {
         let pool = shared::store::pool(&settings.database)?;
         let publisher = Publisher::new(settings.broker.clone(), "gateway");
         let metrics = Metrics::default();
+        let database = DatabaseCircuit::new(settings.auth.refresh_pause());
         let state = AppState {
             calls: GroupPublisher::spawn(
                 publisher.clone(),
@@ -38,8 +40,9 @@ impl Application {
                 .http
                 .queued_notes
                 .then(|| QueuedNotes::spawn(pool.clone())),
-            integrations: cache::integrations(&settings.auth),
-            field_definitions: cache::field_definitions(&settings.auth),
+            integrations: cache::integrations(&settings.auth, database.clone()),
+            field_definitions: cache::field_definitions(&settings.auth, database.clone()),
+            database,
             rate_limiter: RateLimiter::new(
                 settings.http.rate_limit_per_sec,
                 settings.http.rate_limit_burst,

@@ -5,6 +5,7 @@ use shared::config::Settings;
 use sqlx::PgPool;
 
 use crate::cache::{FieldDefinitions, Integrations};
+use crate::database_circuit::DatabaseCircuit;
 use crate::grouping::GroupPublisher;
 use crate::metrics::Metrics;
 use crate::queued::QueuedNotes;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub queued: Option<QueuedNotes>,
     pub integrations: Integrations,
     pub field_definitions: FieldDefinitions,
+    /// Shared by both caches and the registration of new field keys: one database.
+    pub database: DatabaseCircuit,
     pub rate_limiter: Option<Arc<RateLimiter>>,
     pub metrics: Metrics,
 }

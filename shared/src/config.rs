@@ -72,6 +72,9 @@ pub struct BrokerSettings {
 pub struct AuthSettings {
     pub cache_ttl_secs: u64,
     pub cache_max_entries: u64,
+    pub stale_max_secs: u64,
+    pub refresh_timeout_ms: u64,
+    pub refresh_pause_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,5 +259,24 @@ impl MediaSettings {
 
     pub fn result_wait(&self) -> Duration {
         Duration::from_millis(self.result_wait_ms)
+    }
+}
+
+impl AuthSettings {
+    pub fn fresh_for(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl_secs)
+    }
+
+    /// How old a cached value may be and still be served: never less than `fresh_for`.
+    pub fn served_for(&self) -> Duration {
+        Duration::from_secs(self.stale_max_secs.max(self.cache_ttl_secs))
+    }
+
+    pub fn refresh_timeout(&self) -> Duration {
+        Duration::from_millis(self.refresh_timeout_ms)
+    }
+
+    pub fn refresh_pause(&self) -> Duration {
+        Duration::from_millis(self.refresh_pause_ms)
     }
 }

@@ -121,6 +121,10 @@ impl TestEnv {
         settings.broker.connect_timeout_ms = 3000;
         settings.admin.token = SecretString::from(admin_token.clone());
         settings.auth.cache_ttl_secs = 1;
+        // Debug builds sharing a busy machine may take longer than the default to answer a
+        // refresh; one cut short would leave first-seen keys to the worker (a dead letter where
+        // a test expects the gateway's 422).
+        settings.auth.refresh_timeout_ms = 10_000;
         settings.worker.listen = "127.0.0.1:0".parse().expect("address");
         settings.broker.retry_delays_ms = TEST_RETRY_DELAYS_MS.to_vec();
         settings.media.allow_loopback = true;

@@ -85,6 +85,7 @@ impl Worker {
                     operators,
                     metrics: metrics.clone(),
                     inspector,
+                    max_field_definitions: settings.limits.max_field_definitions,
                 },
                 retrier: Retrier::new(publisher.clone()),
                 publisher: publisher.clone(),

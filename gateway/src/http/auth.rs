@@ -36,7 +36,7 @@ impl FromRequestParts<AppState> for Integration {
         ))?;
         let found = app
             .integrations
-            .try_get_with(id, async {
+            .get(id, async {
                 accounts::integration_auth(&app.pool, id)
                     .await
                     .map(|found| found.map(Arc::new))

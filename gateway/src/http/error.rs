@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use shared::contract::FieldErrors;
+use shared::store::availability;
 
 /// Seconds a client is told to wait before retrying a call we could not queue.
 const RETRY_AFTER_SECS: u32 = 5;
@@ -64,13 +65,10 @@ impl From<Arc<sqlx::Error>> for ApiError {
 
 /// The database being unreachable is a reason to retry, not a bug.
 fn database_unavailable(e: &sqlx::Error) -> Option<ApiError> {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-            tracing::warn!(error = %e, "database unavailable");
-            Some(ApiError::Unavailable(format!("database: {e}")))
-        }
-        _ => None,
-    }
+    availability::unavailable(e).then(|| {
+        tracing::warn!(error = %e, "database unavailable");
+        ApiError::Unavailable(format!("database: {e}"))
+    })
 }
 
 impl ApiError {

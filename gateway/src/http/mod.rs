@@ -5,6 +5,7 @@ pub mod bindings;
 pub mod call_path;
 pub mod dead_letters;
 pub mod error;
+pub mod field_definitions;
 pub mod health;
 pub mod load_shed;
 pub mod media;

@@ -1,9 +1,6 @@
 //! `POST /api/v1/integrations/{integration_id}/phone_calls` takes a call; `GET .../{uid}`
 //! shows what became of it.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -15,16 +12,15 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use shared::contract::{parse_call, Body, FieldErrors, ParsedCall};
-use shared::domain::FieldType;
+use shared::contract::Body;
 use shared::message::{CallEnvelope, CallMessage};
 use shared::store::dead_letters::{self, Reason};
-use shared::store::fields::{self, Registration};
 use uuid::Uuid;
 
 use super::auth::Integration;
 use super::call_path::CallUid;
 use super::error::ApiError;
+use super::field_definitions::{parse_with_definitions, Accepted};
 use crate::metrics::Metrics;
 use crate::queued::QueuedNote;
 use crate::state::AppState;
@@ -65,7 +61,7 @@ async fn create(
             "the body is not valid JSON ({e}); send the call as a JSON object"
         ))
     })?;
-    let ParsedCall { call, .. } =
+    let Accepted { call, unregistered } =
         parse_with_definitions(&app, integration.organisation_id, &body).await?;
     let key = call.storage_key();
     tracing::Span::current().record("uid", key.uid.as_str());
@@ -79,7 +75,7 @@ async fn create(
     };
     let (ingest_id, received_at) = (envelope.ingest_id, envelope.received_at);
     app.calls
-        .publish(CallMessage::V1(envelope).to_bytes())
+        .publish(CallMessage::new(envelope, unregistered).to_bytes())
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     app.metrics.published.inc();
@@ -156,58 +152,6 @@ fn read_json(
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit },
         _ => ApiError::UnsupportedMediaType(format!("the body could not be read: {rejection}")),
     })
-}
-
-/// Parses against the organisation's field definitions; keys seen for the first time are
-/// registered with their inferred type, then the call is read again against what the
-/// database holds, so two first values racing for one key agree on its type.
-async fn parse_with_definitions(
-    app: &AppState,
-    organisation_id: Uuid,
-    body: &Body<'_>,
-) -> Result<ParsedCall, ApiError> {
-    let limits = &app.settings.limits;
-    let definitions = field_definitions(app, organisation_id).await?;
-    let parsed = parse_call(body, definitions.as_ref(), limits).map_err(ApiError::Invalid)?;
-    if parsed.new_fields.is_empty() {
-        return Ok(parsed);
-    }
-    let registration = fields::register(
-        &app.pool,
-        organisation_id,
-        &parsed.new_fields,
-        limits.max_field_definitions,
-    )
-    .await?;
-    if let Registration::Full { defined, max } = registration {
-        let mut errors = FieldErrors::with_cap(limits.max_errors);
-        for (key, _) in &parsed.new_fields {
-            errors.push(
-                &["custom_fields", key],
-                format!(
-                    "is a new key; with it the organisation would pass its {max} field \
-                     definitions (it has {defined}; limits.max_field_definitions): send the \
-                     value under a key it already has"
-                ),
-            );
-        }
-        return Err(ApiError::Invalid(errors));
-    }
-    app.field_definitions.invalidate(&organisation_id).await;
-    let definitions = field_definitions(app, organisation_id).await?;
-    parse_call(body, definitions.as_ref(), limits).map_err(ApiError::Invalid)
-}
-
-async fn field_definitions(
-    app: &AppState,
-    organisation_id: Uuid,
-) -> Result<Arc<HashMap<String, FieldType>>, ApiError> {
-    Ok(app
-        .field_definitions
-        .try_get_with(organisation_id, async {
-            fields::load(&app.pool, organisation_id).await.map(Arc::new)
-        })
-        .await?)
 }
 
 #[derive(sqlx::FromRow)]

@@ -160,6 +160,21 @@ impl CustomValue {
     pub fn stored(&self) -> StoredValue<'_> {
         StoredValue(self)
     }
+
+    /// The type it was read as; `None` for null, which every type accepts.
+    pub fn field_type(&self) -> Option<FieldType> {
+        match self {
+            Self::String(_) => Some(FieldType::String),
+            Self::Number(_) => Some(FieldType::Number),
+            Self::StringArray(_) => Some(FieldType::StringArray),
+            Self::StringUrl(_) => Some(FieldType::StringUrl),
+            Self::NumberArray(_) => Some(FieldType::NumberArray),
+            Self::Datetime(_) => Some(FieldType::Datetime),
+            Self::Boolean(_) => Some(FieldType::Boolean),
+            Self::Duration(_) => Some(FieldType::Duration),
+            Self::Null => None,
+        }
+    }
 }
 
 pub struct StoredValue<'a>(&'a CustomValue);
@@ -233,6 +248,20 @@ impl CustomFields {
     /// The plain JSON object stored and shown; see [`CustomValue::stored`].
     pub fn stored(&self) -> StoredFields<'_> {
         StoredFields(self)
+    }
+
+    /// Reads the value of `key` again as `ty`, from its stored form: for a value read as the
+    /// type inferred for a new key, when the key was registered with another type meanwhile.
+    pub fn read_again(&mut self, key: &str, ty: FieldType) -> Result<(), String> {
+        let Some(value) = self.0.get_mut(key) else {
+            return Ok(());
+        };
+        if value.field_type().is_none_or(|read_as| read_as == ty) {
+            return Ok(());
+        }
+        let stored = serde_json::to_value(value.stored()).map_err(|e| e.to_string())?;
+        *value = CustomValue::read(ty, &Value::from(&stored))?;
+        Ok(())
     }
 }
 
@@ -338,6 +367,26 @@ mod tests {
             serde_json::to_string(&CustomValue::Number(5.0).stored()).unwrap(),
             "5"
         );
+    }
+
+    #[test]
+    fn a_value_is_read_again_as_the_type_its_key_was_registered_with() {
+        let mut fields = CustomFields::default();
+        fields.insert("wait".into(), CustomValue::Number(120.0));
+        fields.insert("code".into(), CustomValue::String("abc".into()));
+        fields.insert("gone".into(), CustomValue::Null);
+        fields.read_again("wait", FieldType::Duration).unwrap();
+        fields.read_again("gone", FieldType::Number).unwrap();
+        fields.read_again("absent", FieldType::Number).unwrap();
+        assert!(fields
+            .read_again("code", FieldType::Number)
+            .unwrap_err()
+            .contains("number"));
+        assert_eq!(
+            serde_json::to_value(fields.stored()).unwrap(),
+            json!({"wait": 120, "code": "abc", "gone": null})
+        );
+        assert_eq!(fields.0["wait"], CustomValue::Duration(120.0));
     }
 
     #[test]

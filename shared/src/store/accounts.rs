@@ -99,7 +99,8 @@ pub async fn find_integration(
     )
 }
 
-/// The old token stops working once gateways' auth caches expire (`auth.cache_ttl_secs`).
+/// The old token stops working once gateways' auth caches expire (`auth.cache_ttl_secs`);
+/// on a gateway that cannot reach Postgres meanwhile, only after `auth.stale_max_secs`.
 pub async fn rotate_token(pool: &PgPool, integration_id: Uuid) -> Result<String, AccountError> {
     let token = token::generate();
     let updated = sqlx::query(

@@ -35,16 +35,24 @@ pub enum Reason {
     Poison,
     /// Postgres refused the row itself (a constraint or a value it cannot hold).
     DatabaseRejected,
+    /// Accepted while Postgres was away with a new custom field key, which would take the
+    /// organisation past `limits.max_field_definitions`.
+    FieldDefinitionsFull,
+    /// Accepted while Postgres was away with a new custom field key, meanwhile registered
+    /// with a type the call's value cannot be read as.
+    FieldTypeConflict,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 8] = [
         Self::OperatorNotFound,
         Self::OperatorInactive,
         Self::Undecodable,
         Self::RetriesExhausted,
         Self::Poison,
         Self::DatabaseRejected,
+        Self::FieldDefinitionsFull,
+        Self::FieldTypeConflict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +63,8 @@ impl Reason {
             Self::RetriesExhausted => "retries_exhausted",
             Self::Poison => "poison",
             Self::DatabaseRejected => "database_rejected",
+            Self::FieldDefinitionsFull => "field_definitions_full",
+            Self::FieldTypeConflict => "field_type_conflict",
         }
     }
 
@@ -68,6 +78,15 @@ impl Reason {
             Self::RetriesExhausted => {
                 "can be replayed now that the database is reachable again: \
                  POST /api/v1/dead_letters/replay?id=<dead letter id>"
+            }
+            Self::FieldDefinitionsFull => {
+                "can be replayed once the organisation has room for its new keys \
+                 (limits.max_field_definitions raised on the workers): \
+                 POST /api/v1/dead_letters/replay?id=<dead letter id>"
+            }
+            Self::FieldTypeConflict => {
+                "can be replayed once the key is defined as a type its value reads as \
+                 (admin define-field): POST /api/v1/dead_letters/replay?id=<dead letter id>"
             }
             Self::Undecodable | Self::Poison | Self::DatabaseRejected => {
                 "can be replayed once a worker that handles it is deployed: \

@@ -1,6 +1,7 @@
 //! Postgres: the pool, the migrations, and the account data both binaries and the CLI use.
 
 pub mod accounts;
+pub mod availability;
 pub mod bindings;
 pub mod dead_letters;
 pub mod fields;

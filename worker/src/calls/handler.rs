@@ -16,6 +16,7 @@ use shared::store::dead_letters::{Encoding, NewDeadLetter, Reason};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::registration::{self, Refusal};
 use super::store::{self, Ready};
 use crate::failure::{self, Failure};
 use crate::metrics::Metrics;
@@ -52,6 +53,8 @@ pub struct Handler {
     pub operators: Operators,
     pub metrics: Metrics,
     pub inspector: Option<Inspector>,
+    /// `limits.max_field_definitions`, for keys a gateway could not register.
+    pub max_field_definitions: usize,
 }
 
 /// A message of the batch that decoded.
@@ -77,7 +80,11 @@ impl Handler {
                     }
                 }
             }
-            match self.write(&decoded, letters).await {
+            let written = match self.register_fields(decoded, &mut letters).await {
+                Ok(decoded) => self.write(&decoded, letters).await,
+                Err(error) => Err(error),
+            };
+            match written {
                 Ok(probes) => Handled { outcomes, probes },
                 Err(error) => self.failed(payloads, outcomes, error).await,
             }
@@ -97,6 +104,36 @@ impl Handler {
             inspect(&message);
         }
         Ok(message)
+    }
+
+    /// Registers the custom field keys gateways could not (see `registration.rs`); the calls
+    /// whose keys cannot be are set aside. Asks nothing of the database when no call has any.
+    async fn register_fields(
+        &self,
+        mut decoded: Vec<Decoded>,
+        letters: &mut Vec<NewDeadLetter>,
+    ) -> Result<Vec<Decoded>, sqlx::Error> {
+        if decoded
+            .iter()
+            .all(|d| d.message.unregistered_fields().is_none())
+        {
+            return Ok(decoded);
+        }
+        let mut messages: Vec<&mut CallMessage> =
+            decoded.iter_mut().map(|d| &mut d.message).collect();
+        let refusals =
+            registration::register(&self.pool, self.max_field_definitions, &mut messages).await?;
+        let mut kept = Vec::with_capacity(decoded.len());
+        for (d, refusal) in decoded.into_iter().zip(refusals) {
+            match refusal {
+                None => kept.push(d),
+                Some(Refusal { reason, detail }) => {
+                    tracing::warn!(%reason, %detail, "setting the call aside");
+                    letters.push(letter_for(&d, reason, detail));
+                }
+            }
+        }
+        Ok(kept)
     }
 
     async fn write(
