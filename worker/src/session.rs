@@ -1,4 +1,5 @@
-//! What both stages share: a broker session rebuilt whenever the connection is lost, a stop
+//! What both stages share: a broker session rebuilt whenever the connection is lost (on the
+//! next node, in a cluster: each stage keeps its own `broker::Nodes`), a stop
 //! signal every task of a worker can wait on, and the queue depths they report.
 
 use std::future::Future;

@@ -44,11 +44,12 @@ pub struct CallsStage {
 impl CallsStage {
     pub async fn run_until_stopped(self, stop: Stop) {
         let topology = Topology::new(&self.broker);
-        session::reconnecting("calls", stop, |stop| self.session(&topology, stop)).await;
+        let nodes = broker::Nodes::new(&self.broker);
+        session::reconnecting("calls", stop, |stop| self.session(&nodes, &topology, stop)).await;
     }
 
-    async fn session(&self, topology: &Topology, stop: Stop) -> SessionEnd {
-        let connection = match broker::connect(&self.broker, "worker").await {
+    async fn session(&self, nodes: &broker::Nodes, topology: &Topology, stop: Stop) -> SessionEnd {
+        let connection = match nodes.connect("worker").await {
             Ok(c) => c,
             Err(e) => return SessionEnd::Lost(e.to_string()),
         };

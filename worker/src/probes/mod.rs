@@ -62,11 +62,12 @@ pub struct StorageFirst {
 
 impl ProbeStage {
     pub async fn run_until_stopped(self, stop: Stop) {
-        session::reconnecting("probes", stop, |stop| self.session(stop)).await;
+        let nodes = broker::Nodes::new(&self.broker);
+        session::reconnecting("probes", stop, |stop| self.session(&nodes, stop)).await;
     }
 
-    async fn session(&self, stop: Stop) -> SessionEnd {
-        let connection = match broker::connect(&self.broker, "worker-probes").await {
+    async fn session(&self, nodes: &broker::Nodes, stop: Stop) -> SessionEnd {
+        let connection = match nodes.connect("worker-probes").await {
             Ok(c) => c,
             Err(e) => return SessionEnd::Lost(e.to_string()),
         };
