@@ -52,6 +52,10 @@ pub async fn while_stopping<T, E: std::fmt::Display>(
     }
 }
 
+/// Closes `connection` unless it is already lost: a lost one would never answer, and each
+/// wait for it delays the reconnection to another node.
 pub async fn close(connection: &Connection, reason: &str) {
-    while_stopping("connection close", connection.close(200, reason.into())).await;
+    if connection.status().connected() {
+        while_stopping("connection close", connection.close(200, reason.into())).await;
+    }
 }

@@ -69,9 +69,16 @@ impl CallsStage {
                 session::consume(&connection, &topology.dead_queue, DEAD_QUEUE_PREFETCH).await?;
             Ok::<_, lapin::Error>((channel, lanes, dead))
         };
+        // Bounded like a publisher's setup: a node that takes the connection and then stops
+        // answering would hold the stage here.
+        let setup = tokio::time::timeout(self.broker.connect_timeout(), setup);
         let (side_channel, lanes, (dead_channel, mut dead)) = match setup.await {
-            Ok(v) => v,
-            Err(e) => return SessionEnd::Lost(e.to_string()),
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return SessionEnd::Lost(e.to_string()),
+            Err(_) => {
+                broker::close(&connection, "setup timed out").await;
+                return SessionEnd::Lost("timed out declaring the queues and consumers".into());
+            }
         };
         tracing::info!(
             queue = %topology.work_queue,
@@ -121,10 +128,16 @@ impl CallsStage {
         // Batches being written are finished (and settled if the channel still lives);
         // whatever is not acked goes back to the queue when the connection closes.
         let _ = stop_lanes.send(true);
-        let cancel = dead_channel.basic_cancel(dead.tag(), BasicCancelOptions::default());
-        broker::while_stopping("dead-queue consumer cancel", cancel).await;
-        while running.join_next().await.is_some() {}
-        while in_flight.join_next().await.is_some() {}
+        if dead_channel.status().connected() {
+            let cancel = dead_channel.basic_cancel(dead.tag(), BasicCancelOptions::default());
+            broker::while_stopping("dead-queue consumer cancel", cancel).await;
+        }
+        let held = async {
+            while running.join_next().await.is_some() {}
+            while in_flight.join_next().await.is_some() {}
+        };
+        // Given up on, they end when their sets are dropped.
+        session::finish_held(&end, held).await;
         broker::close(&connection, "worker stopping").await;
         end
     }
