@@ -189,6 +189,12 @@ urls() {
 }
 
 start() {
+    # Nodes that all stopped without `stop` (a killed test, a reboot) would each wait minutes
+    # at boot for the others, node 1 first and alone: such a cluster starts afresh.
+    if ! any_running >/dev/null && [ -f "$DIR/rabbitmq-env.conf" ]; then
+        log "no node of the cluster in $DIR runs: starting it afresh"
+        rm -rf "$DIR/node1" "$DIR/node2" "$DIR/node3"
+    fi
     prepare
     boot_node 1
     await_node 1
