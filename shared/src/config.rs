@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::port_ranges::PortRanges;
@@ -56,6 +56,7 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct BrokerSettings {
     pub url: SecretString,
+    pub urls: Vec<SecretString>,
     pub queue_prefix: String,
     pub publish_channels: usize,
     pub publish_in_flight: usize,
@@ -173,6 +174,7 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("broker.retry_delays_ms")
+                    .with_list_parse_key("broker.urls")
                     .with_list_parse_key("media.retry_delays_ms")
                     .with_list_parse_key("worker.stages")
                     .with_list_parse_key("media.allowed_ports"),
@@ -232,6 +234,21 @@ impl BrokerSettings {
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }
+
+    /// The nodes to connect to: `urls` when it names any, else `url` alone. Never empty.
+    pub fn addresses(&self) -> Vec<SecretString> {
+        let listed: Vec<_> = self
+            .urls
+            .iter()
+            .filter(|url| !url.expose_secret().trim().is_empty())
+            .cloned()
+            .collect();
+        if listed.is_empty() {
+            vec![self.url.clone()]
+        } else {
+            listed
+        }
+    }
 }
 
 impl WorkerSettings {
@@ -278,5 +295,36 @@ impl AuthSettings {
 
     pub fn refresh_pause(&self) -> Duration {
         Duration::from_millis(self.refresh_pause_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(url: &str, urls: &[&str]) -> BrokerSettings {
+        let mut broker = Settings::defaults().broker;
+        broker.url = SecretString::from(url);
+        broker.urls = urls.iter().map(|u| SecretString::from(*u)).collect();
+        broker
+    }
+
+    fn exposed(addresses: Vec<SecretString>) -> Vec<String> {
+        addresses
+            .iter()
+            .map(|a| a.expose_secret().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn without_urls_the_one_url_is_the_only_node() {
+        assert_eq!(exposed(broker("amqp://a", &[]).addresses()), ["amqp://a"]);
+        assert_eq!(exposed(broker("amqp://a", &[""]).addresses()), ["amqp://a"]);
+    }
+
+    #[test]
+    fn urls_replace_url() {
+        let addresses = broker("amqp://a", &["amqp://b", " ", "amqp://c"]).addresses();
+        assert_eq!(exposed(addresses), ["amqp://b", "amqp://c"]);
     }
 }

@@ -2,6 +2,7 @@
 //! its own queue names, a real gateway on a free port and, unless asked otherwise, a real
 //! worker, all against the machine's PostgreSQL and RabbitMQ. Nothing is mocked.
 
+pub mod cluster;
 pub mod media_server;
 pub mod proxy;
 pub mod query_counter;

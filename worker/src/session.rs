@@ -1,4 +1,5 @@
-//! What both stages share: a broker session rebuilt whenever the connection is lost, a stop
+//! What both stages share: a broker session rebuilt whenever the connection is lost (on the
+//! next node, in a cluster: each stage keeps its own `broker::Nodes`), a stop
 //! signal every task of a worker can wait on, and the queue depths they report.
 
 use std::future::Future;
@@ -13,6 +14,15 @@ use tokio::sync::watch;
 use crate::metrics::Metrics;
 
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// How long a session whose connection was lost waits for the work its tasks hold (a batch
+/// being written, results being settled) before dropping it. Nothing can be acked over the
+/// lost connection: the broker redelivers all of it, and storing is idempotent, so finishing
+/// only saves redoing it. And an ack or a request racing the loss can wait for ever (lapin
+/// leaves a frame queued after its I/O loop ended unanswered), which held a worker off the
+/// cluster after a node stopped.
+const LOST_GRACE: Duration = Duration::from_secs(10);
+/// A queue-depth sample, bounded for the same reason: it runs in a session's loop.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Set once, when the worker is asked to stop.
 #[derive(Clone)]
@@ -32,6 +42,28 @@ impl Stop {
 pub enum SessionEnd {
     Stopped,
     Lost(String),
+}
+
+/// Waits for `held` (a session's tasks finishing what they hold): fully when the worker is
+/// stopping, at most [`LOST_GRACE`] when the connection was lost. False when it gave up; the
+/// caller then ends those tasks.
+pub async fn finish_held(end: &SessionEnd, held: impl Future<Output = ()>) -> bool {
+    match end {
+        SessionEnd::Stopped => {
+            held.await;
+            true
+        }
+        SessionEnd::Lost(_) => {
+            let finished = tokio::time::timeout(LOST_GRACE, held).await.is_ok();
+            if !finished {
+                tracing::warn!(
+                    "work held over the lost connection did not finish in time; dropping it \
+                     (the broker redelivers it)"
+                );
+            }
+            finished
+        }
+    }
 }
 
 /// Runs `session` again after each lost connection, until the worker stops.
@@ -83,10 +115,8 @@ pub async fn sample_depths(channel: &Channel, queues: &[&str], metrics: &Metrics
         ..QueueDeclareOptions::default()
     };
     for queue in queues {
-        if let Ok(q) = channel
-            .queue_declare((*queue).into(), passive, FieldTable::default())
-            .await
-        {
+        let declare = channel.queue_declare((*queue).into(), passive, FieldTable::default());
+        if let Ok(Ok(q)) = tokio::time::timeout(SAMPLE_TIMEOUT, declare).await {
             metrics
                 .queue_messages
                 .get_or_create(&label("queue", *queue))

@@ -1,7 +1,9 @@
-//! RabbitMQ: connecting without hanging, the queues every process declares the same way,
-//! publishing with confirms, and the headers a message carries between attempts.
+//! RabbitMQ: connecting without hanging (to any node of a cluster), the queues every process
+//! declares the same way, publishing with confirms, and the headers a message carries between
+//! attempts.
 
 pub mod headers;
+pub mod nodes;
 pub mod probe_topology;
 pub mod publisher;
 pub mod topology;
@@ -9,11 +11,11 @@ pub mod topology;
 use std::future::Future;
 use std::time::Duration;
 
-use lapin::{Connection, ConnectionProperties};
-use secrecy::ExposeSecret;
+use lapin::Connection;
 
 use crate::config::BrokerSettings;
 
+pub use nodes::Nodes;
 pub use probe_topology::ProbeTopology;
 pub use publisher::{PublishError, Publisher};
 pub use topology::{RetryQueue, Topology};
@@ -26,16 +28,10 @@ pub enum BrokerError {
     Amqp(#[from] lapin::Error),
 }
 
-/// `Connection::connect` can hang on a dead broker or a refused vhost: bound it.
+/// A one-off connection to any node that takes it (see [`Nodes`]); what reconnects keeps a
+/// [`Nodes`] of its own, so that it moves on from a lost node.
 pub async fn connect(settings: &BrokerSettings, name: &str) -> Result<Connection, BrokerError> {
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    tokio::time::timeout(
-        settings.connect_timeout(),
-        Connection::connect(settings.url.expose_secret(), properties),
-    )
-    .await
-    .map_err(|_| BrokerError::ConnectTimeout)?
-    .map_err(BrokerError::from)
+    Nodes::new(settings).connect(name).await
 }
 
 /// How long a stopping process waits for each answer of the broker (a cancel-ok, the
@@ -56,6 +52,10 @@ pub async fn while_stopping<T, E: std::fmt::Display>(
     }
 }
 
+/// Closes `connection` unless it is already lost: a lost one would never answer, and each
+/// wait for it delays the reconnection to another node.
 pub async fn close(connection: &Connection, reason: &str) {
-    while_stopping("connection close", connection.close(200, reason.into())).await;
+    if connection.status().connected() {
+        while_stopping("connection close", connection.close(200, reason.into())).await;
+    }
 }

@@ -1,6 +1,7 @@
 //! Publishing with publisher confirms over a pool of channels, so that no request waits
-//! behind another's confirm, and reconnecting when the broker comes back. The gateway
-//! publishes calls with it, the worker retries, replays publish dead letters again.
+//! behind another's confirm, and reconnecting when the broker comes back, or to another node
+//! of the cluster when its own is lost. The gateway publishes calls with it, the worker
+//! retries, replays publish dead letters again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use lapin::Confirmation;
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::{Mutex, RwLock};
 
-use super::{BrokerError, Topology};
+use super::{BrokerError, Nodes, Topology};
 use crate::config::BrokerSettings;
 use crate::message;
 
@@ -41,6 +42,7 @@ pub struct Publisher {
 struct Inner {
     name: &'static str,
     settings: BrokerSettings,
+    nodes: Nodes,
     topology: Topology,
     live: RwLock<Option<Live>>,
     last_attempt: Mutex<Option<Instant>>,
@@ -66,6 +68,7 @@ impl Publisher {
             inner: Arc::new(Inner {
                 name,
                 topology: Topology::new(&settings),
+                nodes: Nodes::new(&settings),
                 settings,
                 live: RwLock::new(None),
                 last_attempt: Mutex::new(None),
@@ -154,12 +157,24 @@ impl Publisher {
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
         let channel = self.channel().await?;
-        let result = self.publish_on(&channel, queue, payload, properties).await;
+        let result = self
+            .publish_on(&channel, queue, payload, properties.clone())
+            .await;
+        let result = match result {
+            // The connection went down (its node stopped, most often) with the message
+            // unconfirmed: once more on a fresh connection, which `channel` opens to the next
+            // node. The answer still waits for a confirm, now the new node's. Had the lost
+            // node queued the message after all, it is queued twice, and stored once: workers
+            // upsert calls by uid. Only once: a second failure is no passing node change.
+            Err(PublishError::Unavailable(lost)) if !channel.status().connected() => {
+                tracing::warn!(error = %lost, "connection lost before the confirm; publishing again");
+                let channel = self.channel().await?;
+                self.publish_on(&channel, queue, payload, properties).await
+            }
+            other => other,
+        };
         if let Err(e) = &result {
             tracing::warn!(error = %e, "publish failed");
-            if !channel.status().connected() {
-                self.inner.live.write().await.take();
-            }
         }
         result
     }
@@ -239,7 +254,7 @@ impl Publisher {
     }
 
     async fn connect(&self) -> Result<Live, BrokerError> {
-        let connection = super::connect(&self.inner.settings, self.inner.name).await?;
+        let connection = self.inner.nodes.connect(self.inner.name).await?;
         let setup = async {
             let mut channels = Vec::with_capacity(self.inner.settings.publish_channels.max(1));
             for _ in 0..self.inner.settings.publish_channels.max(1) {

@@ -44,10 +44,13 @@ impl Lane {
                 next = self.stream.next() => Some(next),
             };
             let Some(first) = first else {
-                let cancel = self
-                    .channel
-                    .basic_cancel(self.stream.tag(), BasicCancelOptions::default());
-                broker::while_stopping("work-queue consumer cancel", cancel).await;
+                // A lost channel would never answer the cancel.
+                if self.channel.status().connected() {
+                    let cancel = self
+                        .channel
+                        .basic_cancel(self.stream.tag(), BasicCancelOptions::default());
+                    broker::while_stopping("work-queue consumer cancel", cancel).await;
+                }
                 return "stopped".into();
             };
             let mut batch = match first {

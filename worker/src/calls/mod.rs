@@ -45,11 +45,12 @@ pub struct CallsStage {
 impl CallsStage {
     pub async fn run_until_stopped(self, stop: Stop) {
         let topology = Topology::new(&self.broker);
-        session::reconnecting("calls", stop, |stop| self.session(&topology, stop)).await;
+        let nodes = broker::Nodes::new(&self.broker);
+        session::reconnecting("calls", stop, |stop| self.session(&nodes, &topology, stop)).await;
     }
 
-    async fn session(&self, topology: &Topology, stop: Stop) -> SessionEnd {
-        let connection = match broker::connect(&self.broker, "worker").await {
+    async fn session(&self, nodes: &broker::Nodes, topology: &Topology, stop: Stop) -> SessionEnd {
+        let connection = match nodes.connect("worker").await {
             Ok(c) => c,
             Err(e) => return SessionEnd::Lost(e.to_string()),
         };
@@ -69,9 +70,16 @@ impl CallsStage {
                 session::consume(&connection, &topology.dead_queue, DEAD_QUEUE_PREFETCH).await?;
             Ok::<_, lapin::Error>((channel, lanes, dead))
         };
+        // Bounded like a publisher's setup: a node that takes the connection and then stops
+        // answering would hold the stage here.
+        let setup = tokio::time::timeout(self.broker.connect_timeout(), setup);
         let (side_channel, lanes, (dead_channel, mut dead)) = match setup.await {
-            Ok(v) => v,
-            Err(e) => return SessionEnd::Lost(e.to_string()),
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return SessionEnd::Lost(e.to_string()),
+            Err(_) => {
+                broker::close(&connection, "setup timed out").await;
+                return SessionEnd::Lost("timed out declaring the queues and consumers".into());
+            }
         };
         tracing::info!(
             queue = %topology.work_queue,
@@ -121,10 +129,16 @@ impl CallsStage {
         // Batches being written are finished (and settled if the channel still lives);
         // whatever is not acked goes back to the queue when the connection closes.
         let _ = stop_lanes.send(true);
-        let cancel = dead_channel.basic_cancel(dead.tag(), BasicCancelOptions::default());
-        broker::while_stopping("dead-queue consumer cancel", cancel).await;
-        while running.join_next().await.is_some() {}
-        while in_flight.join_next().await.is_some() {}
+        if dead_channel.status().connected() {
+            let cancel = dead_channel.basic_cancel(dead.tag(), BasicCancelOptions::default());
+            broker::while_stopping("dead-queue consumer cancel", cancel).await;
+        }
+        let held = async {
+            while running.join_next().await.is_some() {}
+            while in_flight.join_next().await.is_some() {}
+        };
+        // Given up on, they end when their sets are dropped.
+        session::finish_held(&end, held).await;
         broker::close(&connection, "worker stopping").await;
         end
     }

@@ -62,11 +62,12 @@ pub struct StorageFirst {
 
 impl ProbeStage {
     pub async fn run_until_stopped(self, stop: Stop) {
-        session::reconnecting("probes", stop, |stop| self.session(stop)).await;
+        let nodes = broker::Nodes::new(&self.broker);
+        session::reconnecting("probes", stop, |stop| self.session(&nodes, stop)).await;
     }
 
-    async fn session(&self, stop: Stop) -> SessionEnd {
-        let connection = match broker::connect(&self.broker, "worker-probes").await {
+    async fn session(&self, nodes: &broker::Nodes, stop: Stop) -> SessionEnd {
+        let connection = match nodes.connect("worker-probes").await {
             Ok(c) => c,
             Err(e) => return SessionEnd::Lost(e.to_string()),
         };
@@ -77,14 +78,21 @@ impl ProbeStage {
                 session::consume(&connection, &self.topology.work_queue, self.prefetch).await?;
             Ok::<_, lapin::Error>((channel, consumer))
         };
+        // Bounded like a publisher's setup: a node that takes the connection and then stops
+        // answering would hold the stage here.
+        let setup = tokio::time::timeout(self.broker.connect_timeout(), setup);
         let (side_channel, (channel, mut stream)) = match setup.await {
-            Ok(v) => v,
-            Err(e) => return SessionEnd::Lost(e.to_string()),
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return SessionEnd::Lost(e.to_string()),
+            Err(_) => {
+                broker::close(&connection, "setup timed out").await;
+                return SessionEnd::Lost("timed out declaring the queues and consumer".into());
+            }
         };
         tracing::info!(queue = %self.topology.work_queue, prefetch = self.prefetch, "consuming probe work");
 
         let (finished, to_settle) = mpsc::channel(self.results.batch.max(1) * 4);
-        let settling = tokio::spawn(self.results.clone().run(to_settle, stop.clone()));
+        let mut settling = tokio::spawn(self.results.clone().run(to_settle, stop.clone()));
         let queues = self.topology.queues();
         let mut depths = tokio::time::interval(DEPTH_SAMPLE_EVERY);
         let stopping = stop.wait();
@@ -116,14 +124,21 @@ impl ProbeStage {
                 }
             }
         };
-        let cancel = channel.basic_cancel(stream.tag(), BasicCancelOptions::default());
-        broker::while_stopping("probe consumer cancel", cancel).await;
+        if channel.status().connected() {
+            let cancel = channel.basic_cancel(stream.tag(), BasicCancelOptions::default());
+            broker::while_stopping("probe consumer cancel", cancel).await;
+        }
         // Probes under way end by their deadline; their results are settled (and acked, if
         // the channel still lives) before the connection closes. The rest goes back.
-        // Every permit back: every probe task has ended.
-        drop(self.started.acquire_many(self.max_started).await);
-        drop(finished);
-        let _ = settling.await;
+        let held = async {
+            // Every permit back: every probe task has ended.
+            drop(self.started.acquire_many(self.max_started).await);
+            drop(finished);
+            let _ = (&mut settling).await;
+        };
+        if !session::finish_held(&end, held).await {
+            settling.abort();
+        }
         broker::close(&connection, "worker stopping").await;
         end
     }
