@@ -11,8 +11,8 @@
 #   deploy/chaos-services.sh DIR node-stop N | node-start N   # cluster: one node
 #
 # With CHAOS_CLUSTER=1 the broker is the three-node cluster of deploy/rabbitmq-cluster.sh
-# (nodes callq1..3@localhost, data under DIR/cluster) instead of one private node:
-# broker-stop and broker-start then stop and start all three nodes.
+# (nodes callq1..3@localhost, AMQP 5701-5703, data and cookie under DIR/cluster) instead of one
+# private node: broker-stop and broker-start then stop and start all three nodes.
 #
 # Tunables (environment): CHAOS_PG_PORT (55432), CHAOS_AMQP_PORT (55672), CHAOS_DIST_PORT
 # (55673, Erlang distribution), CHAOS_NODE (callq-chaos@localhost), CALLQ_WAIT_SECS (60).
@@ -177,12 +177,27 @@ port_open() {
 queue_column() {
     local queue=$1 column=$2 node out
     for node in $(nodes); do
-        if out=$(rabbitmqctl -n "$node" -q list_queues --no-table-headers name "$column" 2>/dev/null); then
+        if out=$(rabbitmqctl_for "$node" -q list_queues --no-table-headers name "$column" 2>/dev/null); then
             awk -v q="$queue" '$1 == q { print $2 }' <<<"$out"
             return 0
         fi
     done
     die "no RabbitMQ node answered list_queues"
+}
+
+# rabbitmqctl NODE ARGS: the cluster's nodes share a cookie of their own in the cluster's
+# directory (deploy/rabbitmq-cluster.sh), so the CLI runs with that directory as its home.
+rabbitmqctl_for() {
+    local node=$1
+    shift
+    if [ -n "$CHAOS_CLUSTER" ]; then
+        local bin=/usr/lib/rabbitmq/bin
+        [ -x "$bin/rabbitmqctl" ] || bin=$(dirname "$(command -v rabbitmqctl)")
+        HOME=$DIR/cluster RABBITMQ_CONF_ENV_FILE=$DIR/cluster/rabbitmq-env.conf \
+            timeout "$CALLQ_WAIT_SECS" "$bin/rabbitmqctl" -n "$node" "$@"
+    else
+        rabbitmqctl -n "$node" "$@"
+    fi
 }
 
 nodes() {
@@ -211,7 +226,8 @@ up)
     # The services' own users must reach their directories inside DIR.
     chmod 755 "$DIR"
     pg_up
-    if [ -n "$CHAOS_CLUSTER" ]; then cluster start; else broker_up; fi
+    # The cluster prints its broker list, which `rabbitmq-cluster.sh urls` gives again.
+    if [ -n "$CHAOS_CLUSTER" ]; then cluster start >/dev/null; else broker_up; fi
     ;;
 down)
     if [ -n "$CHAOS_CLUSTER" ]; then
@@ -251,14 +267,12 @@ unacked)
 leader)
     need_cluster
     [ $# -eq 1 ] || usage
-    leader=$(queue_column "$1" leader)
-    [[ $leader =~ ^callq([1-3])@ ]] || die "cannot tell the leader of $1 from '$leader'"
-    echo "${BASH_REMATCH[1]}"
+    cluster leader "$1"
     ;;
 node-stop | node-start)
     need_cluster
     [ $# -eq 1 ] || usage
-    cluster "$VERB" "$1"
+    cluster "${VERB#node-}-node" "$1"
     ;;
 *) usage ;;
 esac

@@ -46,7 +46,7 @@ port_open() {
 
 # Whatever answers on these ports is someone else's: the run would stop it.
 ports=("$CHAOS_PG_PORT")
-if [ -n "$cluster" ]; then ports+=(5701 5702 5703); else ports+=("$CHAOS_AMQP_PORT" "$CHAOS_DIST_PORT"); fi
+if [ -n "$cluster" ]; then ports+=(5701 5702 5703 25701 25702 25703); else ports+=("$CHAOS_AMQP_PORT" "$CHAOS_DIST_PORT"); fi
 for port in "${ports[@]}"; do
     if port_open "$port"; then
         echo "error: 127.0.0.1:$port is in use (an earlier chaos run, or a cluster someone else started); stop it first" >&2
@@ -89,9 +89,11 @@ trap 'exit 143' TERM
 "${services[@]}" up
 
 if [ -n "$cluster" ]; then
-    amqp=amqp://guest:guest@127.0.0.1:5701/%2f
-    # Every node, for gateways and workers that move to another when theirs dies.
-    export APP_BROKER__URLS=amqp://guest:guest@127.0.0.1:5701/%2f,amqp://guest:guest@127.0.0.1:5702/%2f,amqp://guest:guest@127.0.0.1:5703/%2f
+    # Every node (broker.urls), for gateways and workers that move to another when theirs
+    # dies; the bench's own connections take the first.
+    eval "$(CALLQ_CLUSTER_DIR=$work/cluster deploy/rabbitmq-cluster.sh urls)"
+    export APP_BROKER__URLS
+    amqp=${APP_BROKER__URLS%%,*}
 else
     amqp=amqp://guest:guest@127.0.0.1:$CHAOS_AMQP_PORT/%2f
 fi
