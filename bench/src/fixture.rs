@@ -18,6 +18,24 @@ use uuid::Uuid;
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
+/// The Postgres and RabbitMQ a fixture lives on: the machine's shared ones for the benchmark,
+/// private ones for the chaos run, which stops and restarts them.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// The superuser's database, from which the fixture's own is created and dropped.
+    pub pg_admin_url: String,
+    pub amqp_url: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self {
+            pg_admin_url: PG_ADMIN_URL.to_owned(),
+            amqp_url: AMQP_URL.to_owned(),
+        }
+    }
+}
+
 /// A bound operator: what `operator_id` says and the user it resolves to.
 #[derive(Debug, Clone)]
 pub struct Operator {
@@ -26,6 +44,7 @@ pub struct Operator {
 }
 
 pub struct Fixture {
+    pub endpoints: Endpoints,
     pub db_name: String,
     pub database_url: String,
     pub pool: PgPool,
@@ -46,23 +65,32 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn create(operators: usize) -> anyhow::Result<Self> {
+        Self::create_on(Endpoints::default(), operators).await
+    }
+
+    pub async fn create_on(endpoints: Endpoints, operators: usize) -> anyhow::Result<Self> {
         let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
         let db_name = format!("callq_bench_{id}");
-        let mut admin = PgConnection::connect(PG_ADMIN_URL).await.context(
-            "connect to postgres as postgres (is it running? deploy/bench.sh starts it)",
-        )?;
+        let mut admin = PgConnection::connect(&endpoints.pg_admin_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "connect to {} (is it running? deploy/bench.sh starts it)",
+                    endpoints.pg_admin_url
+                )
+            })?;
         sqlx::query(&format!("CREATE DATABASE {db_name}"))
             .execute(&mut admin)
             .await
             .with_context(|| format!("create database {db_name}"))?;
         let _ = admin.close().await;
 
-        let database_url = format!("postgres://postgres@127.0.0.1:5432/{db_name}");
+        let database_url = sibling_database(&endpoints.pg_admin_url, &db_name);
         let seeded = seed(&database_url, operators).await;
         let (pool, organisation_id, integration_id, token, operators) = match seeded {
             Ok(seeded) => seeded,
             Err(e) => {
-                let _ = drop_database(&db_name).await;
+                let _ = drop_database(&endpoints.pg_admin_url, &db_name).await;
                 return Err(e);
             }
         };
@@ -70,15 +98,16 @@ impl Fixture {
         let mut settings = match Settings::load() {
             Ok(settings) => settings,
             Err(e) => {
-                let _ = drop_database(&db_name).await;
+                let _ = drop_database(&endpoints.pg_admin_url, &db_name).await;
                 return Err(e).context("the settings the services would run with");
             }
         };
-        settings.broker.url = SecretString::from(AMQP_URL);
+        settings.broker.url = SecretString::from(endpoints.amqp_url.clone());
         settings.broker.queue_prefix = format!("bench.{id}");
         let mut raw_broker = settings.broker.clone();
         raw_broker.queue_prefix = format!("bench.{id}.raw");
         Ok(Self {
+            endpoints,
             db_name,
             database_url,
             pool,
@@ -97,7 +126,7 @@ impl Fixture {
     pub fn child_env(&self, http_port: u16, worker_port: u16) -> Vec<(String, String)> {
         [
             ("APP_DATABASE__URL", self.database_url.clone()),
-            ("APP_BROKER__URL", AMQP_URL.to_owned()),
+            ("APP_BROKER__URL", self.endpoints.amqp_url.clone()),
             ("APP_BROKER__QUEUE_PREFIX", self.broker.queue_prefix.clone()),
             ("APP_HTTP__LISTEN", format!("127.0.0.1:{http_port}")),
             ("APP_WORKER__LISTEN", format!("127.0.0.1:{worker_port}")),
@@ -159,7 +188,7 @@ impl Fixture {
     pub async fn remove(self) -> Vec<String> {
         let mut problems = Vec::new();
         self.pool.close().await;
-        if let Err(e) = drop_database(&self.db_name).await {
+        if let Err(e) = drop_database(&self.endpoints.pg_admin_url, &self.db_name).await {
             problems.push(format!("database {}: {e:#}", self.db_name));
         }
         let (calls, probes) = (Topology::new(&self.broker), self.probe_topology());
@@ -233,8 +262,16 @@ async fn seed(database_url: &str, operators: usize) -> anyhow::Result<Seeded> {
     ))
 }
 
-async fn drop_database(name: &str) -> anyhow::Result<()> {
-    let mut admin = PgConnection::connect(PG_ADMIN_URL).await?;
+/// The URL of database `name` on the server of `admin_url`.
+fn sibling_database(admin_url: &str, name: &str) -> String {
+    let server = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url, |(server, _)| server);
+    format!("{server}/{name}")
+}
+
+async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(admin_url).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut admin)
         .await?;

@@ -3,6 +3,7 @@
 //! worker as child processes) and the load generator. See the README's "Benchmark".
 
 mod bodies;
+mod chaos;
 mod cpu;
 mod fixture;
 mod http1;
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::fixture::Fixture;
 use crate::report::{Report, SizeReport};
@@ -32,7 +33,10 @@ const OPERATORS: usize = 50;
     name = "bench",
     about = "Benchmark the gateway, the worker and the whole pipeline against the raw limits of RabbitMQ and Postgres"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Calls per size, comma-separated; each size runs every phase against fresh state.
     #[arg(long, value_delimiter = ',', default_value = "20000,200000")]
     sizes: Vec<usize>,
@@ -45,9 +49,22 @@ struct Args {
     concurrency: usize,
 }
 
+#[derive(Subcommand)]
+enum Command {
+    /// Faults under load against private RabbitMQ and Postgres, then a count of what was
+    /// lost or duplicated (deploy/chaos.sh runs it).
+    Chaos(chaos::Args),
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Chaos(chaos)) = args.command {
+        if !chaos::run(chaos).await? {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     anyhow::ensure!(
         !args.sizes.is_empty() && args.sizes.iter().all(|&n| n > 0),
         "--sizes needs at least one size above 0"

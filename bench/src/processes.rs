@@ -88,6 +88,15 @@ impl Service {
         }
         Ok(peak)
     }
+
+    /// SIGKILL, as the OOM killer or a lost node does: nothing in hand is finished or acked.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child
+            .start_kill()
+            .with_context(|| format!("SIGKILL {}", self.name))?;
+        self.child.wait().await?;
+        Ok(())
+    }
 }
 
 fn status_kb(pid: u32, key: &str) -> anyhow::Result<u64> {

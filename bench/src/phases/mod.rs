@@ -336,7 +336,7 @@ fn between(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
     (to - from).to_std().unwrap_or_default()
 }
 
-async fn wait_ready(gateway: &Service, addr: SocketAddr) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(gateway: &Service, addr: SocketAddr) -> anyhow::Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         gateway.check_alive()?;
@@ -351,7 +351,7 @@ async fn wait_ready(gateway: &Service, addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// A port for a child to listen on: the kernel picks it, then it is released.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
     Ok(listener.local_addr()?.port())
 }
