@@ -3,8 +3,10 @@
 pub mod accounts;
 pub mod bindings;
 pub mod dead_letters;
+pub mod erasure;
 pub mod fields;
 pub mod reprobe;
+pub mod retention;
 
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgPool, PgPoolOptions};
