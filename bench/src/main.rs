@@ -14,6 +14,7 @@ mod phases;
 mod processes;
 mod raw;
 mod report;
+mod upsert_scale;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,9 +31,12 @@ const OPERATORS: usize = 50;
 #[derive(Parser)]
 #[command(
     name = "bench",
-    about = "Benchmark the gateway, the worker and the whole pipeline against the raw limits of RabbitMQ and Postgres"
+    about = "Benchmark the gateway, the worker and the whole pipeline against the raw limits of RabbitMQ and Postgres",
+    args_conflicts_with_subcommands = true
 )]
 struct Args {
+    #[command(subcommand)]
+    mode: Option<Mode>,
     /// Calls per size, comma-separated; each size runs every phase against fresh state.
     #[arg(long, value_delimiter = ',', default_value = "20000,200000")]
     sizes: Vec<usize>,
@@ -45,9 +49,18 @@ struct Args {
     concurrency: usize,
 }
 
+#[derive(clap::Subcommand)]
+enum Mode {
+    /// The raw upsert rate with millions of calls already stored (see docs/scale.md).
+    UpsertScale(upsert_scale::Args),
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Mode::UpsertScale(scale)) = args.mode {
+        return upsert_scale::run(scale, OPERATORS).await;
+    }
     anyhow::ensure!(
         !args.sizes.is_empty() && args.sizes.iter().all(|&n| n > 0),
         "--sizes needs at least one size above 0"
