@@ -45,6 +45,8 @@ pub struct Point {
     /// calls (every partition) and call_keys, indexes included, after the measurement.
     pub bytes_on_disk: i64,
     pub fill_seconds: f64,
+    /// The machine's 1-minute load average before the upserts: others' work shares the cores.
+    pub load_average: Option<f64>,
 }
 
 pub async fn run(args: Args, operators: usize) -> anyhow::Result<()> {
@@ -103,10 +105,16 @@ async fn measure(fixture: &Fixture, sizes: &[u64], calls: usize) -> anyhow::Resu
             },
         );
         let envelopes = raw::envelopes(&bodies, fixture)?;
+        let load_average = crate::machine::load_average();
         eprintln!("upsert-scale: {size} rows stored, upserting {calls} new calls");
         let new_calls = raw::upsert(&fixture.pool, &envelopes, &fixture.operators).await?;
         let repeated_calls = raw::upsert(&fixture.pool, &envelopes, &fixture.operators).await?;
         let bytes_on_disk = bytes_on_disk(&fixture.pool).await?;
+        // Now, not only in the table at the end: a run stopped at a larger size keeps these.
+        eprintln!(
+            "upsert-scale: {size} rows stored: {:.0} new calls/s, {:.0} repeated calls/s",
+            new_calls.per_sec, repeated_calls.per_sec
+        );
         // What was measured is removed again, so that each size holds exactly its rows.
         sqlx::query(
             "WITH gone AS (DELETE FROM call_keys WHERE starts_with(uid, $1) RETURNING call_id, created_at)
@@ -122,6 +130,7 @@ async fn measure(fixture: &Fixture, sizes: &[u64], calls: usize) -> anyhow::Resu
             repeated_calls,
             bytes_on_disk,
             fill_seconds,
+            load_average,
         });
     }
     Ok(points)
@@ -196,18 +205,19 @@ fn table(points: &[Point], calls: usize) -> String {
             raw::method(0).upsert
         ),
         format!(
-            "{:>14} | {:>14} | {:>18} | {:>9}",
-            "rows stored", "new calls/s", "repeated calls/s", "on disk"
+            "{:>14} | {:>14} | {:>18} | {:>9} | {:>12}",
+            "rows stored", "new calls/s", "repeated calls/s", "on disk", "load average"
         ),
     ];
     let gib = |b: i64| format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30));
     for p in points {
         lines.push(format!(
-            "{:>14} | {:>14.0} | {:>18.0} | {:>9}",
+            "{:>14} | {:>14.0} | {:>18.0} | {:>9} | {:>12}",
             p.existing_rows,
             p.new_calls.per_sec,
             p.repeated_calls.per_sec,
-            gib(p.bytes_on_disk)
+            gib(p.bytes_on_disk),
+            p.load_average.map_or("-".into(), |l| format!("{l:.1}"))
         ));
     }
     lines.join("\n")
