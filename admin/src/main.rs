@@ -2,7 +2,9 @@
 //! (defaults, `APP_CONFIG_FILE`, `APP_*` variables).
 
 mod dead_letters;
+mod erase;
 mod media;
+mod retention;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +87,15 @@ enum Command {
         #[command(subcommand)]
         action: media::Action,
     },
+    /// Remove calls and dead letters past their retention; create the coming months'
+    /// partitions of calls.
+    Retention {
+        #[command(subcommand)]
+        action: retention::Action,
+    },
+    /// Erase an organisation's data, or one of its clients', on request: calls, clients, dead
+    /// letters. Prints the counts first; --dry-run stops there.
+    Erase(erase::EraseArgs),
     /// Create (or reuse) a demo organisation, department, integration and an active operator
     /// bound as operator@email.com; print shell exports for the integration URL and a fresh token.
     Demo,
@@ -162,6 +173,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::DeadLetters { action } => dead_letters::run(action, &pool, &settings).await?,
         Command::Media { action } => media::run(action, &pool, &settings).await?,
+        Command::Retention { action } => retention::run(action, &pool, &settings).await?,
+        Command::Erase(args) => erase::run(args, &pool, &settings).await?,
         Command::Demo => demo(&pool, &url).await?,
     }
     Ok(())

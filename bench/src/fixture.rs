@@ -163,7 +163,7 @@ impl Fixture {
 
     /// Empties what the previous phase stored, so the next one counts only its own rows.
     pub async fn truncate_calls(&self) -> anyhow::Result<()> {
-        sqlx::query("TRUNCATE calls, queued_calls")
+        sqlx::query("TRUNCATE calls, call_keys, queued_calls")
             .execute(&self.pool)
             .await
             .context("truncate calls")?;

@@ -15,6 +15,7 @@ mod phases;
 mod processes;
 mod raw;
 mod report;
+mod upsert_scale;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,9 +32,9 @@ const OPERATORS: usize = 50;
 #[derive(Parser)]
 #[command(
     name = "bench",
-    about = "Benchmark the gateway, the worker and the whole pipeline against the raw limits of RabbitMQ and Postgres"
+    about = "Benchmark the gateway, the worker and the whole pipeline against the raw limits of RabbitMQ and Postgres",
+    args_conflicts_with_subcommands = true
 )]
-#[command(args_conflicts_with_subcommands = true)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
@@ -54,16 +55,22 @@ enum Command {
     /// Faults under load against private RabbitMQ and Postgres, then a count of what was
     /// lost or duplicated (deploy/chaos.sh runs it).
     Chaos(chaos::Args),
+    /// The raw upsert rate with millions of calls already stored (see docs/scale.md).
+    UpsertScale(upsert_scale::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::Chaos(chaos)) = args.command {
-        if !chaos::run(chaos).await? {
-            std::process::exit(1);
+    match args.command {
+        Some(Command::Chaos(chaos)) => {
+            if !chaos::run(chaos).await? {
+                std::process::exit(1);
+            }
+            return Ok(());
         }
-        return Ok(());
+        Some(Command::UpsertScale(scale)) => return upsert_scale::run(scale, OPERATORS).await,
+        None => {}
     }
     anyhow::ensure!(
         !args.sizes.is_empty() && args.sizes.iter().all(|&n| n > 0),

@@ -67,8 +67,10 @@ async fn insert(pool: &PgPool, batch: &[QueuedNote]) -> Result<(), sqlx::Error> 
     // Checked after the insert committed, so a worker that committed first is seen here.
     sqlx::query(
         "DELETE FROM queued_calls q WHERE q.ingest_id = ANY($1) AND (
-            EXISTS (SELECT 1 FROM calls c WHERE c.integration_id = q.integration_id AND c.uid = q.uid
-                      AND (c.received_at, c.ingest_id) >= (q.received_at, q.ingest_id))
+            EXISTS (SELECT 1 FROM call_keys k
+                      JOIN calls c ON c.id = k.call_id AND c.created_at = k.created_at
+                      WHERE k.integration_id = q.integration_id AND k.uid = q.uid
+                        AND (c.received_at, c.ingest_id) >= (q.received_at, q.ingest_id))
             OR EXISTS (SELECT 1 FROM dead_letters d WHERE d.ingest_id = q.ingest_id))",
     )
     .bind(&ingest)

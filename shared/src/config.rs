@@ -24,6 +24,17 @@ pub struct Settings {
     pub limits: Limits,
     pub log: LogSettings,
     pub runtime: RuntimeSettings,
+    pub retention: RetentionSettings,
+}
+
+/// What `admin retention apply` removes by age, and how it goes about it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionSettings {
+    pub calls_days: u32,
+    pub dead_letters_days: u32,
+    pub batch_rows: u32,
+    pub partitions_ahead_months: u32,
+    pub lock_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -206,10 +206,11 @@ async fn show(
                 c.media_content_length, c.media_insecure, c.media_error, c.media_checked_at,
                 c.received_at, c.updated_at, c.user_id, u.email, u.first_name, u.last_name,
                 c.department_id, d.name AS department_name, c.client_id
-         FROM calls c
+         FROM call_keys k
+         JOIN calls c ON c.id = k.call_id AND c.created_at = k.created_at
          JOIN users u ON u.id = c.user_id
          LEFT JOIN departments d ON d.id = c.department_id
-         WHERE c.integration_id = $1 AND c.uid = $2",
+         WHERE k.integration_id = $1 AND k.uid = $2",
     )
     .bind(integration_id)
     .bind(uid)

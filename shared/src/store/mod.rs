@@ -4,8 +4,10 @@ pub mod accounts;
 pub mod availability;
 pub mod bindings;
 pub mod dead_letters;
+pub mod erasure;
 pub mod fields;
 pub mod reprobe;
+pub mod retention;
 
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgPool, PgPoolOptions};

@@ -223,16 +223,38 @@ pub async fn upsert_calls(
         c.ingest_id.push(envelope.ingest_id);
         c.received_at.push(envelope.received_at);
     }
+    // The key is claimed first: a new one takes this row's id and the statement's time (the
+    // month partition the call lives in from now on); a known one is locked and names where
+    // its call lives, so the insert below meets that row and updates it. A key another batch
+    // is claiming makes this one wait for it, then meet its row.
     sqlx::query(
-        "INSERT INTO calls (
-            id, integration_id, uid, uid_derived, organisation_id, operator_id, user_id, department_id,
-            client_id, client, started_at, direction, duration, client_phone_number, phone_call_chain_uid,
-            nps, media_url, custom_fields, transcription, media_insecure, ingest_id, received_at)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::uuid[], $6::text[],
+        "WITH input AS (
+            SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::uuid[], $6::text[],
                 $7::uuid[], $8::uuid[], $9::uuid[], $10::jsonb[], $11::timestamptz[], $12::text[],
                 $13::float8[], $14::text[], $15::text[], $16::float8[], $17::text[], $18::jsonb[],
                 $19::jsonb[], $20::bool[], $21::uuid[], $22::timestamptz[])
-         ON CONFLICT (integration_id, uid) DO UPDATE SET
+              AS t(id, integration_id, uid, uid_derived, organisation_id, operator_id, user_id,
+                   department_id, client_id, client, started_at, direction, duration,
+                   client_phone_number, phone_call_chain_uid, nps, media_url, custom_fields,
+                   transcription, media_insecure, ingest_id, received_at)
+         ), keys AS (
+            INSERT INTO call_keys (integration_id, uid, call_id, created_at)
+            SELECT integration_id, uid, id, now() FROM input
+            ON CONFLICT (integration_id, uid) DO UPDATE SET uid = EXCLUDED.uid
+            RETURNING integration_id, uid, call_id, created_at
+         )
+         INSERT INTO calls (
+            id, created_at, integration_id, uid, uid_derived, organisation_id, operator_id, user_id,
+            department_id, client_id, client, started_at, direction, duration, client_phone_number,
+            phone_call_chain_uid, nps, media_url, custom_fields, transcription, media_insecure,
+            ingest_id, received_at)
+         SELECT k.call_id, k.created_at, i.integration_id, i.uid, i.uid_derived, i.organisation_id,
+            i.operator_id, i.user_id, i.department_id, i.client_id, i.client, i.started_at,
+            i.direction, i.duration, i.client_phone_number, i.phone_call_chain_uid, i.nps,
+            i.media_url, i.custom_fields, i.transcription, i.media_insecure, i.ingest_id,
+            i.received_at
+         FROM input i JOIN keys k ON k.integration_id = i.integration_id AND k.uid = i.uid
+         ON CONFLICT (id, created_at) DO UPDATE SET
             operator_id = EXCLUDED.operator_id, user_id = EXCLUDED.user_id,
             department_id = EXCLUDED.department_id, client_id = EXCLUDED.client_id,
             client = EXCLUDED.client, started_at = EXCLUDED.started_at, direction = EXCLUDED.direction,

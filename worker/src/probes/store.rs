@@ -60,7 +60,8 @@ pub async fn write(pool: &PgPool, findings: &[Finding<'_>]) -> Result<u64, sqlx:
                      $12::timestamptz[])
            AS r(integration_id, uid, media_url, state, http_status, content_type, content_length,
                 insecure, error, checked_at, attempts, next_probe_at)
-         WHERE c.integration_id = r.integration_id AND c.uid = r.uid
+         JOIN call_keys k ON k.integration_id = r.integration_id AND k.uid = r.uid
+         WHERE c.id = k.call_id AND c.created_at = k.created_at
            AND c.media_url = r.media_url
            AND (c.media_checked_at IS NULL OR c.media_checked_at <= r.checked_at)",
     )
