@@ -95,7 +95,7 @@ async fn a_get_of_an_impossible_uid_is_404_without_asking_the_database() {
     .await;
     assert_eq!(status, 404);
     assert_eq!(counter.count_matching("FROM integrations"), 1);
-    assert!(counter.count_matching("FROM calls") >= 1);
+    assert!(counter.count_matching("FROM call_keys") >= 1);
 }
 
 #[tokio::test]
