@@ -12,6 +12,9 @@ use shared::store::bindings::{self, BindingRow, ImportError};
 
 use super::auth::{self, Admin};
 use super::error::ApiError;
+use super::openapi::answers::{
+    AdminErrors, BindingsImport, BindingsImported, ErrorDocument, Unavailable,
+};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -31,6 +34,25 @@ struct ImportBody {
     data: Vec<BindingRow>,
 }
 
+/// Import the integration's operators
+///
+/// The list replaces the integration's bindings: operators not in it are deactivated.
+#[utoipa::path(
+    put,
+    path = "/api/v1/api_integrations/{integration_id}/import_user_account_bindings",
+    operation_id = "import_user_account_bindings",
+    tag = "admin",
+    params(("integration_id" = Uuid, Path, description = "The integration")),
+    request_body(content = BindingsImport, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Imported", body = BindingsImported),
+        (status = 404, description = "No such integration", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 422, description = "Rows at fault, one error object each, with its pointer", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        AdminErrors,
+        Unavailable,
+    ),
+    security(("admin_token" = []))
+)]
 async fn import(
     State(app): State<AppState>,
     _: Admin,
@@ -67,6 +89,21 @@ async fn import(
     }
 }
 
+/// Export the integration's operators as CSV
+#[utoipa::path(
+    get,
+    path = "/api/v1/api_integrations/{integration_id}/user_account_bindings_csv",
+    operation_id = "export_user_account_bindings",
+    tag = "admin",
+    params(("integration_id" = Uuid, Path, description = "The integration")),
+    responses(
+        (status = 200, description = "The bindings, one row each", body = String, content_type = "text/csv"),
+        (status = 404, description = "No such integration", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        AdminErrors,
+        Unavailable,
+    ),
+    security(("admin_token" = []))
+)]
 async fn export(
     State(app): State<AppState>,
     _: Admin,

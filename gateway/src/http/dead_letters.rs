@@ -14,6 +14,9 @@ use uuid::Uuid;
 
 use super::auth::Admin;
 use super::error::ApiError;
+use super::openapi::answers::{
+    AdminErrors, DeadLetterDocument, DeadLetterList, ErrorDocument, MetaDocument, Unavailable,
+};
 use crate::state::AppState;
 
 const DEFAULT_PAGE: i64 = 100;
@@ -51,6 +54,32 @@ fn query<T>(parsed: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     })
 }
 
+/// List dead letters
+///
+/// Newest first, with their count by reason; `before` pages on.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dead_letters",
+    operation_id = "list_dead_letters",
+    tag = "admin",
+    params(
+        ("id" = Option<Uuid>, Query, description = "One dead letter"),
+        ("reason" = Option<String>, Query, description = "The reason it was set aside", example = "unknown_operator"),
+        ("integration_id" = Option<Uuid>, Query, description = "The integration of its call"),
+        ("operator_id" = Option<String>, Query, description = "The operator_id of its call"),
+        ("uid" = Option<String>, Query, description = "The uid of its call"),
+        ("failed_after" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Last failed at or after (RFC 3339)"),
+        ("failed_before" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Last failed before (RFC 3339)"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (100 unless given)"),
+        ("before" = Option<Uuid>, Query, description = "The previous page's meta.next_before"),
+    ),
+    responses(
+        (status = 200, description = "A page of dead letters", body = DeadLetterList),
+        AdminErrors,
+        Unavailable,
+    ),
+    security(("admin_token" = []))
+)]
 async fn list(
     State(app): State<AppState>,
     _: Admin,
@@ -75,6 +104,21 @@ async fn list(
     })))
 }
 
+/// Show a dead letter whole, with its message as it was set aside
+#[utoipa::path(
+    get,
+    path = "/api/v1/dead_letters/{id}",
+    operation_id = "show_dead_letter",
+    tag = "admin",
+    params(("id" = Uuid, Path, description = "The dead letter")),
+    responses(
+        (status = 200, description = "The dead letter", body = DeadLetterDocument),
+        (status = 404, description = "No such dead letter", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        AdminErrors,
+        Unavailable,
+    ),
+    security(("admin_token" = []))
+)]
 async fn show(
     State(app): State<AppState>,
     _: Admin,
@@ -91,6 +135,33 @@ async fn show(
     Ok(Json(json!({ "data": document })))
 }
 
+/// Replay dead letters
+///
+/// Publishes the matching dead letters' calls again (at most `limit`, 10000 unless given) and
+/// removes them; `dry_run=true` only counts them.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dead_letters/replay",
+    operation_id = "replay_dead_letters",
+    tag = "admin",
+    params(
+        ("id" = Option<Uuid>, Query, description = "One dead letter"),
+        ("reason" = Option<String>, Query, description = "The reason it was set aside", example = "unknown_operator"),
+        ("integration_id" = Option<Uuid>, Query, description = "The integration of its call"),
+        ("operator_id" = Option<String>, Query, description = "The operator_id of its call"),
+        ("uid" = Option<String>, Query, description = "The uid of its call"),
+        ("failed_after" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Last failed at or after (RFC 3339)"),
+        ("failed_before" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Last failed before (RFC 3339)"),
+        ("limit" = Option<i64>, Query, description = "Replay at most this many"),
+        ("dry_run" = Option<bool>, Query, description = "Count, change nothing"),
+    ),
+    responses(
+        (status = 200, description = "Replayed (or counted): meta.replayed, meta.remaining or meta.would_replay", body = MetaDocument),
+        AdminErrors,
+        Unavailable,
+    ),
+    security(("admin_token" = []))
+)]
 async fn replay(
     State(app): State<AppState>,
     _: Admin,
@@ -129,6 +200,32 @@ async fn replay(
     ))
 }
 
+/// Purge dead letters for good
+///
+/// Needs a filter, or `all=true`; `dry_run=true` only counts them.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/dead_letters",
+    operation_id = "purge_dead_letters",
+    tag = "admin",
+    params(
+        ("id" = Option<Uuid>, Query, description = "One dead letter"),
+        ("reason" = Option<String>, Query, description = "The reason it was set aside", example = "unknown_operator"),
+        ("integration_id" = Option<Uuid>, Query, description = "The integration of its call"),
+        ("operator_id" = Option<String>, Query, description = "The operator_id of its call"),
+        ("uid" = Option<String>, Query, description = "The uid of its call"),
+        ("failed_after" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Last failed at or after (RFC 3339)"),
+        ("failed_before" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Last failed before (RFC 3339)"),
+        ("all" = Option<bool>, Query, description = "Purge every dead letter (no filter)"),
+        ("dry_run" = Option<bool>, Query, description = "Count, change nothing"),
+    ),
+    responses(
+        (status = 200, description = "Purged (or counted): meta.purged or meta.would_purge", body = MetaDocument),
+        AdminErrors,
+        Unavailable,
+    ),
+    security(("admin_token" = []))
+)]
 async fn purge(
     State(app): State<AppState>,
     _: Admin,

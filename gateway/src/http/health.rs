@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::openapi::answers::{Health, Readiness};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -18,10 +19,19 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
+/// Liveness: the process answers
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health",
+    responses((status = 200, description = "Alive", body = Health)))]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Readiness: a call could be queued now (the broker confirms)
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "The broker is away", body = Readiness),
+    ))]
 async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
     let broker = app.publisher.ready().await;
     let status = if broker {

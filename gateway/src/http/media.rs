@@ -16,6 +16,7 @@ use shared::store::reprobe::{self, Filter, ReprobeError};
 
 use super::auth::Admin;
 use super::error::ApiError;
+use super::openapi::answers::{AdminErrors, MetaDocument, Unavailable};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -41,6 +42,28 @@ fn query<T>(parsed: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     })
 }
 
+/// Probe stored calls' recordings again
+#[utoipa::path(
+    post,
+    path = "/api/v1/media/reprobe",
+    operation_id = "reprobe_media",
+    tag = "admin",
+    params(
+        ("integration_id" = Option<uuid::Uuid>, Query, description = "Calls of this integration"),
+        ("status" = Option<String>, Query, description = "Calls whose media has this status: pending, reachable, unreachable, refused"),
+        ("received_after" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Received at or after (RFC 3339)"),
+        ("received_before" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Received before (RFC 3339)"),
+        ("after" = Option<uuid::Uuid>, Query, description = "The previous answer's meta.next_after"),
+        ("limit" = Option<u64>, Query, description = "Queue at most this many (never more than admin.reprobe_limit)"),
+        ("dry_run" = Option<bool>, Query, description = "Count, change nothing"),
+    ),
+    responses(
+        (status = 200, description = "Queued (or counted): meta.matched, meta.queued, meta.next_after", body = MetaDocument),
+        AdminErrors,
+        Unavailable,
+    ),
+    security(("admin_token" = []))
+)]
 async fn reprobe(
     State(app): State<AppState>,
     _: Admin,

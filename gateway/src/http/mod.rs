@@ -4,11 +4,13 @@ pub mod auth;
 pub mod bindings;
 pub mod call_path;
 pub mod dead_letters;
+pub mod docs;
 pub mod error;
 pub mod field_definitions;
 pub mod health;
 pub mod load_shed;
 pub mod media;
+pub mod openapi;
 pub mod phone_calls;
 
 use axum::error_handling::HandleErrorLayer;
@@ -39,6 +41,8 @@ pub fn router(app: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(health::router())
+        .merge(openapi::router(openapi::document(&app.settings)))
+        .merge(docs::router())
         .route(
             "/metrics",
             get(Metrics::render).with_state(app.metrics.clone()),

@@ -21,6 +21,8 @@ use super::auth::Integration;
 use super::call_path::CallUid;
 use super::error::ApiError;
 use super::field_definitions::{parse_with_definitions, Accepted};
+use super::openapi::answers::{CallDocument, ErrorDocument, Unavailable};
+use super::openapi::call_schema::PhoneCall;
 use crate::metrics::Metrics;
 use crate::queued::QueuedNote;
 use crate::state::AppState;
@@ -40,6 +42,32 @@ pub fn router(metrics: Metrics) -> Router<AppState> {
         )
 }
 
+/// Take a call
+///
+/// Answers once the broker has confirmed the call is queued: 202, or 200 for an integration
+/// made for clients written against the real API. A worker then stores it (or dead-letters it,
+/// with the reason: an unknown operator, say); `GET .../phone_calls/{uid}` shows which.
+#[utoipa::path(
+    post,
+    path = "/api/v1/integrations/{integration_id}/phone_calls",
+    operation_id = "create_phone_call",
+    tag = "calls",
+    params(("integration_id" = Uuid, Path, description = "The integration, as in its URL")),
+    request_body(content = PhoneCall, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Queued", body = Queued),
+        (status = 200, description = "Queued (an integration set to answer 200)", body = Queued),
+        (status = 401, description = "No token, or not this integration's", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 404, description = "No such integration", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 413, description = "The body is over `http.body_limit_bytes`", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 415, description = "Not JSON: another Content-Type, or a body that does not parse", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 422, description = "Not a valid call: one error object per field at fault, with its pointer", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 429, description = "Over the integration's rate (`http.rate_limit_per_sec`)", body = ErrorDocument, content_type = "application/vnd.api+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        Unavailable,
+    ),
+    security(("integration_token" = []))
+)]
 #[tracing::instrument(skip_all, fields(integration = %integration.0.id, uid))]
 async fn create(
     State(app): State<AppState>,
@@ -107,22 +135,26 @@ async fn create(
 
 /// The answer to an accepted call, serialized directly rather than built as a `Value` first,
 /// which allocated a map per level and a string per key for every call.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Queued<'a> {
     data: QueuedCall<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct QueuedCall<'a> {
     #[serde(rename = "type")]
+    #[schema(example = "phone_calls")]
     kind: &'static str,
+    /// The call's uid: the one sent, or one derived from the call when none was.
     id: &'a str,
     attributes: QueuedAttributes,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct QueuedAttributes {
+    #[schema(example = "queued")]
     status: &'static str,
+    /// No uid was sent: the id is derived from the call's fields.
     uid_derived: bool,
     ingest_id: Uuid,
     #[serde(with = "shared::domain::wire_time")]
@@ -189,8 +221,29 @@ struct StoredCall {
     client_id: Option<Uuid>,
 }
 
-/// The uid is parsed before the integration is authenticated, so that a path naming no
-/// possible call costs no lookup at all.
+/// What became of a call
+///
+/// Stored (with its fields and the probe of its recording), dead-lettered (with the reason and
+/// how to replay it), or still queued.
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/{integration_id}/phone_calls/{uid}",
+    operation_id = "show_phone_call",
+    tag = "calls",
+    params(
+        ("integration_id" = Uuid, Path, description = "The integration, as in its URL"),
+        ("uid" = String, Path, description = "The call's uid, as sent or as answered"),
+    ),
+    responses(
+        (status = 200, description = "The call", body = CallDocument),
+        (status = 401, description = "No token, or not this integration's", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 404, description = "No such integration, or no such call in it", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        Unavailable,
+    ),
+    security(("integration_token" = []))
+)]
+// The uid is parsed before the integration is authenticated, so that a path naming no
+// possible call costs no lookup at all.
 async fn show(
     State(app): State<AppState>,
     CallUid(uid): CallUid,

@@ -1,0 +1,146 @@
+//! The gateway's OpenAPI 3.1 document, served at `GET /openapi.json`: the operations come from
+//! the handlers' `#[utoipa::path]` annotations, the call's schema from `call_schema.rs` with
+//! this deployment's `[limits]`.
+
+pub mod answers;
+pub mod call_schema;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use shared::config::Settings;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{bindings, dead_letters, health, media, phone_calls};
+
+pub const PATH: &str = "/openapi.json";
+
+/// Security scheme names, as the handlers' annotations use them.
+pub const INTEGRATION_TOKEN: &str = "integration_token";
+pub const ADMIN_TOKEN: &str = "admin_token";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "callq",
+        description = "A drop-in receiver for Qolio's call-ingestion API: a PBX posts each \
+            call, the gateway answers once the call is safely queued, workers store it and probe \
+            its recording. The admin API (dead letters, operator bindings, media reprobe) and \
+            /metrics are for the service's operators; with `admin.listen` set they are served on \
+            that listener only."
+    ),
+    paths(
+        phone_calls::create,
+        phone_calls::show,
+        bindings::import,
+        bindings::export,
+        dead_letters::list,
+        dead_letters::purge,
+        dead_letters::replay,
+        dead_letters::show,
+        media::reprobe,
+        health::healthz,
+        health::readyz,
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "calls", description = "The Qolio call-ingestion contract"),
+        (name = "admin", description = "Operating the service: guarded by `admin.token`"),
+        (name = "health", description = "Probes, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            INTEGRATION_TOKEN,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "The integration's token, raw as the Qolio page sends it (`Bearer <token>` is \
+                 read too). It opens only the integration named in the path.",
+            ))),
+        );
+        components.add_security_scheme(
+            ADMIN_TOKEN,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "The service's `admin.token` (APP_ADMIN__TOKEN), raw or as `Bearer <token>`.",
+            ))),
+        );
+    }
+}
+
+/// The document as served: the derived one, with the call's schema and examples for these
+/// settings, and the routes that have no handler of ours to annotate.
+pub fn document(settings: &Settings) -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    doc["openapi"] = json!("3.1.0");
+    doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    doc["components"]["schemas"][call_schema::NAME] = call_schema::document(&settings.limits);
+    let examples: serde_json::Map<String, Value> = call_schema::examples()
+        .into_iter()
+        .map(|(name, summary, value)| (name.into(), json!({"summary": summary, "value": value})))
+        .collect();
+    let create = &mut doc["paths"]["/api/v1/integrations/{integration_id}/phone_calls"]["post"];
+    create["requestBody"]["content"]["application/json"]["examples"] = Value::Object(examples);
+    let paths = doc["paths"]
+        .as_object_mut()
+        .expect("the document has paths");
+    paths.insert("/metrics".into(), metrics_path());
+    paths.insert(PATH.into(), self_path());
+    paths.insert(super::docs::PATH.into(), docs_path());
+    doc
+}
+
+fn metrics_path() -> Value {
+    json!({"get": {
+        "tags": ["health"],
+        "summary": "Prometheus metrics",
+        "description": "The gateway's metrics in the OpenMetrics text format. With `admin.listen` \
+            set, served on that listener only.",
+        "operationId": "metrics",
+        "responses": {"200": {
+            "description": "The metrics",
+            "content": {"application/openmetrics-text": {"schema": {"type": "string"}}},
+        }},
+    }})
+}
+
+fn self_path() -> Value {
+    json!({"get": {
+        "tags": ["health"],
+        "summary": "This document",
+        "operationId": "openapi",
+        "responses": {"200": {
+            "description": "The OpenAPI 3.1 document",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }},
+    }})
+}
+
+fn docs_path() -> Value {
+    json!({"get": {
+        "tags": ["health"],
+        "summary": "This document, rendered (Swagger UI, served from the gateway itself)",
+        "operationId": "docs",
+        "responses": {
+            "200": {
+                "description": "The page",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            },
+            "303": {"description": "To the page under /docs/"},
+        },
+    }})
+}
+
+pub fn router<S: Clone + Send + Sync + 'static>(document: Value) -> Router<S> {
+    Router::new().route(PATH, get(move || async move { Json(document) }))
+}
+
+#[cfg(test)]
+mod tests;
