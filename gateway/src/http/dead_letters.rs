@@ -64,7 +64,7 @@ fn query<T>(parsed: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     tag = "admin",
     params(
         ("id" = Option<Uuid>, Query, description = "One dead letter"),
-        ("reason" = Option<String>, Query, description = "The reason it was set aside", example = "unknown_operator"),
+        ("reason" = Option<String>, Query, description = "The reason it was set aside", example = "operator_not_found"),
         ("integration_id" = Option<Uuid>, Query, description = "The integration of its call"),
         ("operator_id" = Option<String>, Query, description = "The operator_id of its call"),
         ("uid" = Option<String>, Query, description = "The uid of its call"),
@@ -146,7 +146,7 @@ async fn show(
     tag = "admin",
     params(
         ("id" = Option<Uuid>, Query, description = "One dead letter"),
-        ("reason" = Option<String>, Query, description = "The reason it was set aside", example = "unknown_operator"),
+        ("reason" = Option<String>, Query, description = "The reason it was set aside", example = "operator_not_found"),
         ("integration_id" = Option<Uuid>, Query, description = "The integration of its call"),
         ("operator_id" = Option<String>, Query, description = "The operator_id of its call"),
         ("uid" = Option<String>, Query, description = "The uid of its call"),
@@ -210,7 +210,7 @@ async fn replay(
     tag = "admin",
     params(
         ("id" = Option<Uuid>, Query, description = "One dead letter"),
-        ("reason" = Option<String>, Query, description = "The reason it was set aside", example = "unknown_operator"),
+        ("reason" = Option<String>, Query, description = "The reason it was set aside", example = "operator_not_found"),
         ("integration_id" = Option<Uuid>, Query, description = "The integration of its call"),
         ("operator_id" = Option<String>, Query, description = "The operator_id of its call"),
         ("uid" = Option<String>, Query, description = "The uid of its call"),

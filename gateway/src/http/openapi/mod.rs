@@ -9,6 +9,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use shared::config::Settings;
+use shared::domain::MediaStatus;
+use shared::store::dead_letters::Reason;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -88,6 +90,20 @@ pub fn document(settings: &Settings) -> Value {
         .collect();
     let create = &mut doc["paths"]["/api/v1/integrations/{integration_id}/phone_calls"]["post"];
     create["requestBody"]["content"]["application/json"]["examples"] = Value::Object(examples);
+    let reasons = Reason::ALL.map(Reason::as_str);
+    for (path, method) in [
+        ("/api/v1/dead_letters", "get"),
+        ("/api/v1/dead_letters", "delete"),
+        ("/api/v1/dead_letters/replay", "post"),
+    ] {
+        set_enum(&mut doc["paths"][path][method], "reason", &reasons);
+    }
+    let statuses = MediaStatus::ALL.map(MediaStatus::as_str);
+    set_enum(
+        &mut doc["paths"]["/api/v1/media/reprobe"]["post"],
+        "status",
+        &statuses,
+    );
     let paths = doc["paths"]
         .as_object_mut()
         .expect("the document has paths");
@@ -95,6 +111,16 @@ pub fn document(settings: &Settings) -> Value {
     paths.insert(PATH.into(), self_path());
     paths.insert(super::docs::PATH.into(), docs_path());
     doc
+}
+
+/// The values a query parameter takes, from the enum the handler reads it into.
+fn set_enum(operation: &mut Value, parameter: &str, values: &[&str]) {
+    let parameters = operation["parameters"].as_array_mut();
+    for p in parameters.into_iter().flatten() {
+        if p["name"] == parameter {
+            p["schema"]["enum"] = json!(values);
+        }
+    }
 }
 
 fn metrics_path() -> Value {
