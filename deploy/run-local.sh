@@ -4,6 +4,7 @@
 #
 #   deploy/run-local.sh              # gateway on http://127.0.0.1:8080, worker metrics on :9090
 #   PORT=8081 WORKER_PORT=9091 deploy/run-local.sh    # other ports
+#   ADMIN_PORT=8082 deploy/run-local.sh   # admin API and /metrics on a listener of their own
 #   ADMIN_TOKEN=... deploy/run-local.sh   # keep a known admin token across runs
 #
 # Stays in the foreground; Ctrl-C stops gateway and worker. Logs: target/run-local/.
@@ -15,6 +16,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PORT=${PORT:-8080}
 WORKER_PORT=${WORKER_PORT:-9090}
+# Empty: the admin API and the gateway's /metrics are on PORT (admin.listen unset).
+ADMIN_PORT=${ADMIN_PORT:-}
 LOG_DIR=target/run-local
 BIN=target/release
 
@@ -99,8 +102,14 @@ show_logs() {
 }
 
 # Checked before the (long) build so that a busy port fails fast, and again after it.
-check_port_free "$PORT" gateway PORT
-check_port_free "$WORKER_PORT" worker WORKER_PORT
+check_ports_free() {
+    check_port_free "$PORT" gateway PORT
+    check_port_free "$WORKER_PORT" worker WORKER_PORT
+    if [ -n "$ADMIN_PORT" ]; then
+        check_port_free "$ADMIN_PORT" "gateway's admin listener" ADMIN_PORT
+    fi
+}
+check_ports_free
 
 ensure_postgres
 ensure_rabbitmq
@@ -123,12 +132,18 @@ export APP_ADMIN__TOKEN=$ADMIN_TOKEN
 export APP_HTTP__LISTEN=127.0.0.1:$PORT
 export APP_HTTP__PUBLIC_BASE_URL=http://127.0.0.1:$PORT
 export APP_WORKER__LISTEN=127.0.0.1:$WORKER_PORT
+if [ -n "$ADMIN_PORT" ]; then
+    export APP_ADMIN__LISTEN=127.0.0.1:$ADMIN_PORT
+    ADMIN_URL=http://127.0.0.1:$ADMIN_PORT
+else
+    export APP_ADMIN__LISTEN=
+    ADMIN_URL=http://127.0.0.1:$PORT
+fi
 
 echo "==> applying migrations" >&2
 "$BIN/admin" migrate
 
-check_port_free "$PORT" gateway PORT
-check_port_free "$WORKER_PORT" worker WORKER_PORT
+check_ports_free
 mkdir -p "$LOG_DIR"
 echo "==> starting gateway (127.0.0.1:$PORT) and worker; logs in $LOG_DIR/" >&2
 "$BIN/gateway" >"$LOG_DIR/gateway.log" 2>&1 &
@@ -179,8 +194,9 @@ their recordings (logs: $LOG_DIR/).
 
 $exports
 export ADMIN_TOKEN=$(printf '%q' "$ADMIN_TOKEN")
+export ADMIN_URL=$ADMIN_URL
 
-Try it: paste the three export lines into another shell, send a call with the curl
+Try it: paste the export lines into another shell, send a call with the curl
 from the Qolio integration page (it uses \$INTEGRATION_URL and \$AUTHORIZATION_TOKEN),
 then fetch it back:
 
@@ -188,9 +204,14 @@ then fetch it back:
 
 Dead letters (calls set aside, with the reason) and metrics:
 
-  curl -H "Authorization: \$ADMIN_TOKEN" http://127.0.0.1:$PORT/api/v1/dead_letters
+  curl -H "Authorization: \$ADMIN_TOKEN" "\$ADMIN_URL/api/v1/dead_letters"
   $BIN/admin dead-letters list
-  curl http://127.0.0.1:$PORT/metrics http://127.0.0.1:$WORKER_PORT/metrics
+  curl "\$ADMIN_URL/metrics" http://127.0.0.1:$WORKER_PORT/metrics
+
+The API, documented (OpenAPI 3.1) and tried from the browser:
+
+  curl http://127.0.0.1:$PORT/openapi.json
+  open http://127.0.0.1:$PORT/docs
 
 Press Ctrl-C to stop gateway and worker (PostgreSQL and RabbitMQ keep running).
 EOF

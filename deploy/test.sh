@@ -22,4 +22,7 @@ status=0
 cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "\n%d passed, %d failed\n", p, f }' "$log"
+
+# The gateway against its own OpenAPI document: no server error, every answer as documented.
+deploy/api-check.sh || status=$?
 exit "$status"

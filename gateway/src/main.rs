@@ -8,7 +8,11 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let app = gateway::Application::build(settings).await?;
-    tracing::info!(port = app.port(), "gateway listening");
+    tracing::info!(
+        port = app.port(),
+        admin_port = app.admin_port(),
+        "gateway listening"
+    );
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
 }

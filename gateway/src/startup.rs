@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use futures_util::FutureExt;
+use secrecy::ExposeSecret;
 use shared::broker::Publisher;
 use shared::config::Settings;
 use tokio::net::TcpListener;
@@ -15,14 +17,33 @@ use crate::queued::QueuedNotes;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 
+/// Shorter admin tokens can be guessed by whoever reaches the admin API.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "admin.token (APP_ADMIN__TOKEN) is {0} bytes; it must be at least \
+         {MIN_ADMIN_TOKEN_BYTES} (e.g. the output of `openssl rand -hex 24`), or empty to \
+         disable the admin API"
+    )]
+    ShortAdminToken(usize),
+}
+
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// With `admin.listen` set: the admin API's own listener and router.
+    admin: Option<(TcpListener, axum::Router)>,
     timeouts: Timeouts,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let token = settings.admin.token.expose_secret().len();
+        if token > 0 && token < MIN_ADMIN_TOKEN_BYTES {
+            return Err(StartError::ShortAdminToken(token).into());
+        }
         let pool = shared::store::pool(&settings.database)?;
         let publisher = Publisher::new(settings.broker.clone(), "gateway");
         let metrics = Metrics::default();
@@ -52,11 +73,24 @@ impl Application {
             settings: Arc::new(settings),
         };
         let listener = TcpListener::bind(state.settings.http.listen).await?;
+        let admin_listener = match state.settings.admin.listen {
+            Some(address) => Some(TcpListener::bind(address).await?),
+            None => None,
+        };
+        let timeouts = Timeouts::new(&state.settings.http);
+        let (router, admin_router) = crate::http::routers(state);
         Ok(Self {
             listener,
-            timeouts: Timeouts::new(&state.settings.http),
-            router: crate::http::router(state),
+            admin: admin_listener.zip(admin_router),
+            timeouts,
+            router,
         })
+    }
+
+    /// The admin listener's port, when `admin.listen` is set.
+    pub fn admin_port(&self) -> Option<u16> {
+        let (listener, _) = self.admin.as_ref()?;
+        listener.local_addr().ok().map(|a| a.port())
     }
 
     pub fn port(&self) -> u16 {
@@ -72,6 +106,14 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        connection::serve(self.listener, self.router, self.timeouts, shutdown).await
+        let shutdown = shutdown.shared();
+        let public = connection::serve(self.listener, self.router, self.timeouts, shutdown.clone());
+        match self.admin {
+            Some((listener, router)) => {
+                let admin = connection::serve(listener, router, self.timeouts, shutdown);
+                tokio::try_join!(public, admin).map(|_| ())
+            }
+            None => public.await,
+        }
     }
 }

@@ -92,6 +92,9 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AdminSettings {
     pub token: SecretString,
+    /// `None` (the setting empty): the admin API is served on `http.listen`.
+    #[serde(deserialize_with = "optional_address")]
+    pub listen: Option<SocketAddr>,
     pub reprobe_limit: u64,
 }
 
@@ -169,6 +172,21 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(#[from] config::ConfigError);
+
+/// An address, or none for an empty string: what a setting that may be unset reads as.
+fn optional_address<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    match raw.trim() {
+        "" => Ok(None),
+        address => address.parse().map(Some).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{address:?} is not an address such as 0.0.0.0:8081: {e}"
+            ))
+        }),
+    }
+}
 
 impl Settings {
     /// Defaults, then `$APP_CONFIG_FILE` if set, then `APP_*` environment variables.
@@ -331,6 +349,18 @@ mod tests {
     fn without_urls_the_one_url_is_the_only_node() {
         assert_eq!(exposed(broker("amqp://a", &[]).addresses()), ["amqp://a"]);
         assert_eq!(exposed(broker("amqp://a", &[""]).addresses()), ["amqp://a"]);
+    }
+
+    #[test]
+    fn an_empty_admin_listen_is_none_and_an_address_is_read() {
+        assert_eq!(Settings::defaults().admin.listen, None);
+        let admin: AdminSettings = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .set_override("admin.listen", "127.0.0.1:8081")
+            .and_then(|b| b.build())
+            .and_then(|c| c.get("admin"))
+            .expect("admin settings");
+        assert_eq!(admin.listen, Some("127.0.0.1:8081".parse().unwrap()));
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub struct TestEnv {
     pub pool: PgPool,
     pub http: reqwest::Client,
     pub base_url: String,
+    /// Where the admin API and /metrics are served: `base_url` unless `admin.listen` is set.
+    pub admin_url: String,
     pub admin_token: String,
     db_name: String,
     gateway_stop: Option<oneshot::Sender<()>>,
@@ -150,6 +152,10 @@ impl TestEnv {
             .await
             .expect("build gateway");
         let base_url = format!("http://127.0.0.1:{}", gateway.port());
+        let admin_url = gateway.admin_port().map_or_else(
+            || base_url.clone(),
+            |port| format!("http://127.0.0.1:{port}"),
+        );
         let (gateway_stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(gateway.run_until_stopped(async move {
             let _ = stopped.await;
@@ -163,6 +169,7 @@ impl TestEnv {
                 .build()
                 .expect("http client"),
             base_url,
+            admin_url,
             admin_token,
             db_name,
             gateway_stop: Some(gateway_stop),
@@ -256,7 +263,7 @@ impl TestEnv {
 
     /// The gateway's /metrics.
     pub async fn gateway_metrics(&self) -> String {
-        self.text(&format!("{}/metrics", self.base_url)).await
+        self.text(&format!("{}/metrics", self.admin_url)).await
     }
 
     async fn text(&self, url: &str) -> String {
@@ -274,7 +281,7 @@ impl TestEnv {
     pub async fn admin(&self, method: reqwest::Method, path_and_query: &str) -> (u16, Value) {
         let response = self
             .http
-            .request(method, format!("{}{path_and_query}", self.base_url))
+            .request(method, format!("{}{path_and_query}", self.admin_url))
             .header("Authorization", &self.admin_token)
             .send()
             .await

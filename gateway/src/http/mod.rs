@@ -27,26 +27,45 @@ use self::load_shed::LoadShed;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
-pub fn router(app: AppState) -> Router {
+/// The public listener's router and, with `admin.listen` set, the admin listener's, which
+/// alone then serves the admin API and /metrics. Both serve the health probes.
+pub fn routers(app: AppState) -> (Router, Option<Router>) {
     let settings = &app.settings.http;
-    let api = Router::new()
-        .merge(phone_calls::router(app.metrics.clone()))
-        .merge(bindings::router())
-        .merge(dead_letters::router())
-        .merge(media::router())
-        .layer(middleware::from_fn_with_state(
-            LoadShed::new(settings),
+    let shed = LoadShed::new(settings);
+    let shed = |router: Router<AppState>| {
+        router.layer(middleware::from_fn_with_state(
+            shed.clone(),
             LoadShed::limit,
-        ));
-    Router::new()
-        .merge(api)
+        ))
+    };
+    let public = Router::new()
+        .merge(shed(phone_calls::router(app.metrics.clone())))
         .merge(health::router())
         .merge(openapi::router(openapi::document(&app.settings)))
-        .merge(docs::router())
+        .merge(docs::router());
+    let admin = Router::new()
+        .merge(shed(
+            Router::new()
+                .merge(bindings::router())
+                .merge(dead_letters::router())
+                .merge(media::router()),
+        ))
         .route(
             "/metrics",
             get(Metrics::render).with_state(app.metrics.clone()),
-        )
+        );
+    if app.settings.admin.listen.is_some() {
+        let admin = admin.merge(health::router());
+        (serve(public, &app), Some(serve(admin, &app)))
+    } else {
+        (serve(public.merge(admin), &app), None)
+    }
+}
+
+/// The layers every request passes, on either listener.
+fn serve(routes: Router<AppState>, app: &AppState) -> Router {
+    let settings = &app.settings.http;
+    routes
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
         // A request that overruns (a client trickling its body, say) gets the contract's 503.
         .layer(
@@ -57,5 +76,5 @@ pub fn router(app: AppState) -> Router {
                 .timeout(settings.request_timeout()),
         )
         .layer(TraceLayer::new_for_http())
-        .with_state(app)
+        .with_state(app.clone())
 }
