@@ -93,3 +93,45 @@ async fn a_short_admin_token_is_refused_at_start() {
     settings.admin.token = SecretString::from("x".repeat(32));
     assert!(gateway::Application::build(settings).await.is_ok());
 }
+
+/// Found by schemathesis (deploy/api-check.sh): a NUL in a text filter failed the query itself.
+#[tokio::test]
+async fn a_nul_in_an_admin_request_is_a_client_error_not_a_server_error() {
+    let env = TestEnv::start_with(Options {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    for filter in ["operator_id=a%00b", "uid=%00"] {
+        let (status, body) = env
+            .admin(
+                reqwest::Method::GET,
+                &format!("/api/v1/dead_letters?{filter}"),
+            )
+            .await;
+        assert_eq!(status, 400, "{filter}: {body}");
+        assert!(
+            body["errors"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("NUL"),
+            "{body}"
+        );
+    }
+    let integration = env.integration().await;
+    let response = env
+        .http
+        .put(format!(
+            "{}/api/v1/api_integrations/{}/import_user_account_bindings",
+            env.admin_url, integration.id
+        ))
+        .header("Authorization", &env.admin_token)
+        .json(
+            &serde_json::json!({"data": [{"email": "a\u{0}@example.org", "first_name": "A\u{0}",
+            "last_name": "B", "integration_uid": "1\u{0}", "department": "D\u{0}"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+}

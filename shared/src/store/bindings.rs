@@ -11,6 +11,8 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::text::MAX_ID_LEN;
+
 pub const CSV_HEADER: [&str; 4] = ["email", "first_name", "last_name", "integration_uid"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -35,7 +37,14 @@ pub struct RowError {
 pub enum RowProblem {
     Required,
     NotAnEmail(String),
-    Duplicate { uid: String, first_index: usize },
+    Duplicate {
+        uid: String,
+        first_index: usize,
+    },
+    /// Postgres cannot store a NUL character.
+    Nul,
+    /// Longer than an id a call can name (and than a Postgres index entry may be).
+    TooLong,
 }
 
 impl RowError {
@@ -48,6 +57,8 @@ impl RowError {
             RowProblem::Duplicate { uid, first_index } => {
                 format!("{uid:?} is already used by {}", row_name(*first_index))
             }
+            RowProblem::Nul => crate::domain::NUL_REFUSAL.into(),
+            RowProblem::TooLong => format!("must be at most {MAX_ID_LEN} characters"),
         }
     }
 }
@@ -73,6 +84,29 @@ pub fn validate(rows: &[BindingRow]) -> Result<(), Vec<RowError>> {
     let mut errors = Vec::new();
     let mut first_seen: HashMap<&str, usize> = HashMap::new();
     for (index, row) in rows.iter().enumerate() {
+        for (field, value, bounded) in [
+            ("email", &row.email, true),
+            ("first_name", &row.first_name, false),
+            ("last_name", &row.last_name, false),
+            ("integration_uid", &row.integration_uid, true),
+            ("department", &row.department, true),
+        ] {
+            let Some(value) = value.as_deref() else {
+                continue;
+            };
+            let problem = if value.contains('\0') {
+                RowProblem::Nul
+            } else if bounded && value.trim().chars().count() > MAX_ID_LEN {
+                RowProblem::TooLong
+            } else {
+                continue;
+            };
+            errors.push(RowError {
+                index,
+                field,
+                problem,
+            });
+        }
         match row.email.as_deref().map(str::trim) {
             None | Some("") => errors.push(RowError {
                 index,

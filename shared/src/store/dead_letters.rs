@@ -123,10 +123,21 @@ pub struct Filter {
     pub id: Option<Uuid>,
     pub reason: Option<Reason>,
     pub integration_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "storable")]
     pub operator_id: Option<String>,
+    #[serde(default, deserialize_with = "storable")]
     pub uid: Option<String>,
     pub failed_after: Option<DateTime<Utc>>,
     pub failed_before: Option<DateTime<Utc>>,
+}
+
+/// Text Postgres can compare: a NUL in a query parameter fails the query itself.
+fn storable<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.contains('\0') {
+        return Err(serde::de::Error::custom(crate::domain::NUL_REFUSAL));
+    }
+    Ok(Some(text))
 }
 
 impl Filter {
