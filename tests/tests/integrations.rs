@@ -46,7 +46,10 @@ async fn the_cli_switches_an_existing_integration_to_answer_200() {
     // Loaded into the gateway's auth cache as answering 202.
     assert_eq!(post_status(&env, &integration, "before").await, 202);
 
-    let set = stdout(admin(Some(&env), &["integration", "set", &id, "--answer-200"]));
+    let set = stdout(admin(
+        Some(&env),
+        &["integration", "set", &id, "--answer-200"],
+    ));
     assert!(set.contains("success status: 200"), "{set}");
     let stored: i16 = sqlx::query_scalar("SELECT success_status FROM integrations WHERE id = $1")
         .bind(integration.id)
@@ -80,15 +83,20 @@ async fn the_cli_switches_an_existing_integration_to_answer_200() {
     assert_eq!(columns[2..4], ["PBX", "200"], "{row}");
     assert!(table.lines().next().unwrap().starts_with("id "), "{table}");
 
-    let listed: Value =
-        serde_json::from_str(&stdout(admin(Some(&env), &["integration", "list", "--json"])))
-            .unwrap();
+    let listed: Value = serde_json::from_str(&stdout(admin(
+        Some(&env),
+        &["integration", "list", "--json"],
+    )))
+    .unwrap();
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"], id);
     assert_eq!(listed[0]["success_status"], 200);
     assert_eq!(listed[0]["active_bindings"], 1);
-    assert_eq!(listed[0]["organisation_id"], integration.organisation_id.to_string());
+    assert_eq!(
+        listed[0]["organisation_id"],
+        integration.organisation_id.to_string()
+    );
 
     let shown: Value = serde_json::from_str(&stdout(admin(
         Some(&env),
@@ -102,11 +110,21 @@ async fn the_cli_switches_an_existing_integration_to_answer_200() {
         .unwrap()
         .ends_with(&format!("/api/v1/integrations/{id}/phone_calls")));
     let text = stdout(admin(Some(&env), &["integration", "show", &id]));
-    assert!(text.contains("bindings:       1 active, 0 inactive"), "{text}");
+    assert!(
+        text.contains("bindings:       1 active, 0 inactive"),
+        "{text}"
+    );
 
     let back = stdout(admin(
         Some(&env),
-        &["integration", "set", &id, "--answer-202", "--name", "Asterisk"],
+        &[
+            "integration",
+            "set",
+            &id,
+            "--answer-202",
+            "--name",
+            "Asterisk",
+        ],
     ));
     assert!(back.contains("success status: 202"), "{back}");
     assert!(back.contains("name:           Asterisk"), "{back}");
@@ -128,10 +146,16 @@ async fn the_cli_refuses_a_set_that_changes_nothing_or_names_no_integration() {
     assert!(!both.status.success());
 
     let unknown = uuid::Uuid::new_v4().to_string();
-    let out = admin(Some(&env), &["integration", "set", &unknown, "--answer-200"]);
+    let out = admin(
+        Some(&env),
+        &["integration", "set", &unknown, "--answer-200"],
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("no integration {unknown}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no integration {unknown}")),
+        "{stderr}"
+    );
     assert_eq!(
         env.count("SELECT count(*) FROM integrations WHERE success_status = 200")
             .await,
