@@ -139,7 +139,7 @@ fn print_table(all: &[IntegrationInfo]) {
     let org = width(&|i| i.organisation.chars().count(), "organisation");
     let name = width(&|i| i.name.chars().count(), "name");
     println!(
-        "{:<36}  {:<org$}  {:<name$}  {:>6}  {:<16}  bindings",
+        "{:<36}  {:<org$}  {:<name$}  {:>6}  {:<16}  active bindings",
         "id", "organisation", "name", "answer", "token rotated"
     );
     for i in all {
