@@ -24,7 +24,9 @@ use uuid::Uuid;
 #[command(
     name = "admin",
     about = "Administer the call-ingestion pipeline",
-    version = env!("ADMIN_VERSION")
+    version = env!("ADMIN_VERSION"),
+    after_help = "Reads the services' config: config/callq.toml's defaults, then the file \
+                  APP_CONFIG_FILE names if set, then APP_* variables (e.g. APP_DATABASE__URL)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -254,4 +256,36 @@ async fn demo(pool: &PgPool, url: &dyn Fn(Uuid) -> String) -> anyhow::Result<()>
     println!("export INTEGRATION_URL={}", url(id));
     println!("export AUTHORIZATION_TOKEN={token}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `--help` is the CLI's manual: every subcommand and every flag or argument says what
+    /// it is for.
+    #[test]
+    fn every_subcommand_and_argument_has_help() {
+        fn missing(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    out.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    out.push(path.clone());
+                }
+                missing(sub, &path, out);
+            }
+        }
+        let mut out = Vec::new();
+        missing(&Cli::command(), "admin", &mut out);
+        assert!(out.is_empty(), "without help: {out:#?}");
+        Cli::command().debug_assert();
+    }
 }
