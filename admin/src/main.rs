@@ -61,8 +61,8 @@ enum Command {
         #[arg(long)]
         name: String,
         /// Answer 200 instead of 202, for clients written against the real API (`admin
-        /// integration set --answer-200` switches an existing one).
-        #[arg(long)]
+        /// integration set --answer-200` switches an existing one). Also --respond-200.
+        #[arg(long = "answer-200", alias = "respond-200")]
         respond_200: bool,
     },
     /// Replace an integration's token; the old one stops working within auth.cache_ttl_secs.

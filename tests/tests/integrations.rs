@@ -252,3 +252,31 @@ fn the_cli_prints_its_version_and_shell_completions() {
     let zsh = stdout(admin(None, &["completions", "zsh"]));
     assert!(zsh.starts_with("#compdef admin"), "{zsh}");
 }
+
+#[tokio::test]
+async fn create_integration_answers_200_under_its_old_and_new_flag() {
+    let env = env().await;
+    let organisation = stdout(admin(
+        Some(&env),
+        &["create-organisation", "--name", "Acme"],
+    ));
+    for (name, flag) in [("old", "--respond-200"), ("new", "--answer-200")] {
+        let created = stdout(admin(
+            Some(&env),
+            &[
+                "create-integration",
+                "--organisation",
+                organisation.trim(),
+                "--name",
+                name,
+                flag,
+            ],
+        ));
+        assert!(created.contains("integration token:"), "{created}");
+    }
+    assert_eq!(
+        env.count("SELECT count(*) FROM integrations WHERE success_status = 200")
+            .await,
+        2
+    );
+}
