@@ -1,5 +1,6 @@
 //! `admin integration ...`: list integrations, show one, change its settings after creation.
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::{json, Value};
 use shared::config::Settings;
@@ -43,7 +44,7 @@ pub struct SetArgs {
     #[arg(long, group = "change")]
     answer_202: bool,
     /// Rename the integration (unique within its organisation).
-    #[arg(long, group = "change")]
+    #[arg(long, group = "change", value_parser = NonEmptyStringValueParser::new())]
     name: Option<String>,
     /// Print the result as JSON instead of text, for scripts.
     #[arg(long)]
