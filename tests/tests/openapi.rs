@@ -22,7 +22,7 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
             };
             let (route_path, rest) = literal.split_once('"').expect("a closed literal");
             let handlers = rest.split(")\n        )").next().unwrap_or(rest);
-            for method in ["get", "post", "put", "delete"] {
+            for method in ["get", "post", "put", "patch", "delete"] {
                 if handlers.contains(&format!("{method}("))
                     || handlers.contains(&format!(".{method}("))
                 {

@@ -8,6 +8,7 @@ pub mod docs;
 pub mod error;
 pub mod field_definitions;
 pub mod health;
+pub mod integrations;
 pub mod load_shed;
 pub mod media;
 pub mod openapi;
@@ -47,6 +48,7 @@ pub fn routers(app: AppState) -> (Router, Option<Router>) {
         .merge(shed(
             Router::new()
                 .merge(bindings::router())
+                .merge(integrations::router())
                 .merge(dead_letters::router())
                 .merge(media::router()),
         ))

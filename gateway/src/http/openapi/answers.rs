@@ -188,3 +188,43 @@ pub struct ImportSummary {
     pub imported: u64,
     pub deactivated: u64,
 }
+
+/// `GET /api/v1/api_integrations`.
+#[derive(ToSchema)]
+pub struct IntegrationList {
+    /// `api_integrations` resources: name, organisation, success_status, url, ...
+    pub data: Vec<Resource>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// One integration; after a change, `meta.other_gateways_within_secs` says when every gateway
+/// applies it.
+#[derive(ToSchema)]
+pub struct IntegrationDocument {
+    pub data: Resource,
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// `PATCH /api/v1/api_integrations/{integration_id}`: either attribute, or both.
+#[derive(ToSchema)]
+pub struct IntegrationPatch {
+    pub data: IntegrationPatchData,
+}
+
+#[derive(ToSchema)]
+pub struct IntegrationPatchData {
+    pub attributes: IntegrationChanges,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationChanges {
+    /// Unique within the organisation.
+    #[schema(min_length = 1, max_length = 255)]
+    pub name: Option<String>,
+    /// What an accepted call is answered: 202, or 200 for clients of the real API.
+    #[schema(minimum = 200, maximum = 202)]
+    pub success_status: Option<u16>,
+}

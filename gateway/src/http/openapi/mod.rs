@@ -14,7 +14,7 @@ use shared::store::dead_letters::Reason;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{bindings, dead_letters, health, media, phone_calls};
+use super::{bindings, dead_letters, health, integrations, media, phone_calls};
 
 pub const PATH: &str = "/openapi.json";
 
@@ -37,6 +37,9 @@ pub const ADMIN_TOKEN: &str = "admin_token";
         phone_calls::show,
         bindings::import,
         bindings::export,
+        integrations::list,
+        integrations::show,
+        integrations::update,
         dead_letters::list,
         dead_letters::purge,
         dead_letters::replay,
