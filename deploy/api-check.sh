@@ -125,4 +125,4 @@ cd "$OUT"
     --phases examples,coverage,fuzzing \
     --generation-database none \
     --request-timeout 10 \
-    --report junit --report-dir .
+    --report junit --report-junit-path junit.xml

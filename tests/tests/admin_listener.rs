@@ -134,4 +134,16 @@ async fn a_nul_in_an_admin_request_is_a_client_error_not_a_server_error() {
         .await
         .unwrap();
     assert_eq!(response.status(), 422);
+    let renamed = env
+        .http
+        .patch(format!(
+            "{}/api/v1/api_integrations/{}",
+            env.admin_url, integration.id
+        ))
+        .header("Authorization", &env.admin_token)
+        .json(&serde_json::json!({"data": {"attributes": {"name": "PBX\u{0}"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), 422);
 }
