@@ -60,6 +60,8 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
     pub url: SecretString,
+    /// Empty: `url` serves the sessions too (see `session_url`).
+    pub direct_url: SecretString,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
 }
@@ -234,6 +236,12 @@ impl HttpSettings {
 impl DatabaseSettings {
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.acquire_timeout_ms)
+    }
+
+    /// Where connections that need a server session of their own go (LISTEN, the migrations'
+    /// advisory lock): `direct_url` when set, which a pooler in transaction mode cannot give.
+    pub fn session_url(&self) -> Option<&SecretString> {
+        (!self.direct_url.expose_secret().is_empty()).then_some(&self.direct_url)
     }
 }
 

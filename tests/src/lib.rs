@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod media_server;
 pub mod proxy;
 pub mod query_counter;
+pub mod tls_postgres;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

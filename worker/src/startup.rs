@@ -60,9 +60,11 @@ impl Worker {
         );
         let calls_stage = stages.contains(&Stage::Calls);
         let backlog = Arc::new(AtomicBool::new(false));
+        let listener_pool = shared::store::session_pool(&settings.database, &pool)?;
         let auto_replay =
             (calls_stage && settings.worker.auto_replay_interval_ms > 0).then(|| AutoReplay {
                 pool: pool.clone(),
+                listener_pool,
                 publisher: publisher.clone(),
                 metrics: metrics.clone(),
                 operators: operators.clone(),
