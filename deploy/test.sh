@@ -8,6 +8,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=deploy/lib.sh
 . deploy/lib.sh
 
+# The Kubernetes manifests, rendered and validated offline (no cluster): seconds, so first.
+deploy/k8s/check.sh
+
 ensure_postgres
 ensure_rabbitmq
 
