@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pipeline_tests::tls_postgres::TlsPostgres;
-use pipeline_tests::{binary, call, Options, TestEnv};
+use pipeline_tests::{binary, call, eventually, Options, TestEnv};
 use secrecy::SecretString;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
@@ -118,10 +118,14 @@ async fn a_call_is_stored_through_a_gateway_and_worker_whose_database_url_says_v
         String::from_utf8_lossy(&migrate.stderr)
     );
 
+    // The worker's LISTEN goes to database.direct_url, here the same server under an
+    // application name of its own, so that the server shows which session it is.
     let tls_url = url.clone();
+    let direct_url = format!("{url}&application_name=callq-direct");
     let mut env = TestEnv::start_with(Options {
         customize: Box::new(move |settings| {
             settings.database.url = SecretString::from(tls_url);
+            settings.database.direct_url = SecretString::from(direct_url);
         }),
         ..Options::default()
     })
@@ -157,5 +161,23 @@ async fn a_call_is_stored_through_a_gateway_and_worker_whose_database_url_says_v
         sessions > 2,
         "only {sessions} sessions: the services are not connected"
     );
+
+    let listening = eventually(WAIT, || async {
+        let sessions: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT a.query, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+             WHERE a.application_name = 'callq-direct'",
+        )
+        .fetch_all(&env.pool)
+        .await
+        .expect("direct sessions");
+        match sessions.as_slice() {
+            [(query, true)] if query.starts_with("LISTEN") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    if let Err(sessions) = listening {
+        panic!("no TLS session listening through database.direct_url: {sessions}");
+    }
     env.stop_worker().await;
 }
