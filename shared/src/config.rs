@@ -346,4 +346,18 @@ mod tests {
         let addresses = broker("amqp://a", &["amqp://b", " ", "amqp://c"]).addresses();
         assert_eq!(exposed(addresses), ["amqp://b", "amqp://c"]);
     }
+
+    #[test]
+    fn sessions_take_direct_url_only_when_it_is_set() {
+        let mut database = Settings::defaults().database;
+        assert!(
+            database.session_url().is_none(),
+            "the default direct_url is empty"
+        );
+        database.direct_url = SecretString::from("postgres://db:5432/callq");
+        let session = database
+            .session_url()
+            .map(|url| url.expose_secret().to_owned());
+        assert_eq!(session.as_deref(), Some("postgres://db:5432/callq"));
+    }
 }
