@@ -12,6 +12,11 @@ const LAST_ERROR: &str = "x-callq-last-error";
 const CALLS: &str = "x-callq-calls";
 const SET_ASIDE_REASON: &str = "x-callq-set-aside-reason";
 const SET_ASIDE_DETAIL: &str = "x-callq-set-aside-detail";
+/// W3C trace context of a message holding one call, under the header name the W3C
+/// AMQP binding uses.
+const TRACEPARENT: &str = "traceparent";
+/// A group's calls' trace contexts, in the group's order: each call was its own request.
+const TRACEPARENTS: &str = "x-callq-traceparents";
 
 /// How many calls a group message holds, so a worker sizes its batches without parsing.
 pub fn group_headers(calls: usize) -> FieldTable {
@@ -21,6 +26,46 @@ pub fn group_headers(calls: usize) -> FieldTable {
         AMQPValue::LongLongInt(i64::try_from(calls).unwrap_or(i64::MAX)),
     );
     headers
+}
+
+/// `traceparents` (one per call that has one) into `headers`: `traceparent` for one,
+/// `x-callq-traceparents` for more.
+pub fn add_traceparents(headers: &mut FieldTable, traceparents: &[String]) {
+    match traceparents {
+        [] => {}
+        [one] => {
+            headers.insert(
+                ShortString::from(TRACEPARENT),
+                AMQPValue::LongString(LongString::from(one.as_str())),
+            );
+        }
+        many => {
+            headers.insert(
+                ShortString::from(TRACEPARENTS),
+                AMQPValue::FieldArray(
+                    many.iter()
+                        .map(|t| AMQPValue::LongString(LongString::from(t.as_str())))
+                        .collect::<Vec<_>>()
+                        .into(),
+                ),
+            );
+        }
+    }
+}
+
+/// The trace contexts a delivery carries, in its calls' order; none without telemetry.
+pub fn traceparents(properties: &BasicProperties) -> Vec<String> {
+    let Some(headers) = properties.headers() else {
+        return Vec::new();
+    };
+    let headers = headers.inner();
+    if let Some(one) = headers.get(TRACEPARENT).and_then(as_string) {
+        return vec![one];
+    }
+    match headers.get(TRACEPARENTS) {
+        Some(AMQPValue::FieldArray(many)) => many.as_slice().iter().filter_map(as_string).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The calls a delivery holds: 1 unless it is a group.
@@ -236,6 +281,18 @@ mod tests {
         let group = BasicProperties::default().with_headers(group_headers(17));
         assert_eq!(calls(&group), 17);
         assert_eq!(calls(&BasicProperties::default()), 1);
+    }
+
+    #[test]
+    fn trace_contexts_survive_the_headers_for_one_call_and_for_a_group() {
+        let one = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned();
+        let two = "00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01".to_owned();
+        for carried in [vec![one.clone()], vec![one, two], vec![]] {
+            let mut headers = FieldTable::default();
+            add_traceparents(&mut headers, &carried);
+            let properties = BasicProperties::default().with_headers(headers);
+            assert_eq!(traceparents(&properties), carried);
+        }
     }
 
     #[test]

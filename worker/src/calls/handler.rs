@@ -128,7 +128,14 @@ impl Handler {
             match refusal {
                 None => kept.push(d),
                 Some(Refusal { reason, detail }) => {
-                    tracing::warn!(%reason, %detail, "setting the call aside");
+                    let envelope = d.message.envelope();
+                    tracing::warn!(
+                        %reason,
+                        %detail,
+                        ingest_id = %envelope.ingest_id,
+                        uid = %d.key.uid,
+                        "setting the call aside"
+                    );
                     letters.push(letter_for(&d, reason, detail));
                 }
             }
@@ -182,7 +189,21 @@ impl Handler {
             .map(|d| d.message.envelope().ingest_id)
             .collect();
         handled.extend(letters.iter().map(|l| l.ingest_id));
-        let stored = store::write_batch(&self.pool, &ready, &letters, &handled).await?;
+        let started = std::time::Instant::now();
+        let written = store::write_batch(&self.pool, &ready, &letters, &handled).await;
+        self.metrics
+            .batch_write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let stored = written?;
+        let committed = Utc::now();
+        for r in &ready {
+            let waited = (committed - r.envelope.received_at)
+                .to_std()
+                .unwrap_or_default();
+            self.metrics
+                .post_to_row_seconds
+                .observe(waited.as_secs_f64());
+        }
         self.metrics.stored.inc_by(stored as u64);
         self.metrics.batches.inc();
         for letter in &letters {
@@ -197,6 +218,7 @@ impl Handler {
             return Vec::new();
         }
         let stored_at = Utc::now();
+        let traceparent = shared::trace_context::traceparent(&tracing::Span::current());
         stored
             .iter()
             .map(|r| Probe {
@@ -206,6 +228,7 @@ impl Handler {
                 stored_at,
                 attempts: 0,
                 deferrals: 0,
+                traceparent: traceparent.clone(),
             })
             .collect()
     }
@@ -256,7 +279,15 @@ impl Handler {
                 "the database refused the call: {}",
                 failure::refusal(&error)
             );
-            tracing::error!(%detail, "setting the call aside");
+            let ids = CallMessage::from_bytes(payloads[i])
+                .ok()
+                .map(|m| (m.envelope().ingest_id, m.envelope().call.storage_key().uid));
+            tracing::error!(
+                %detail,
+                ingest_id = ids.as_ref().map(|(id, _)| tracing::field::display(id)),
+                uid = ids.as_ref().map(|(_, uid)| tracing::field::display(uid)),
+                "setting the call aside"
+            );
             outcomes[i] = match self
                 .set_aside(
                     payloads[i],

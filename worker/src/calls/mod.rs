@@ -115,6 +115,7 @@ impl CallsStage {
                 }
                 next = dead.next() => match next {
                     Some(Ok(delivery)) => {
+                        self.settler.metrics.delivered(dead.queue().as_str(), &delivery.properties);
                         in_flight.spawn(self.settler.clone().dead(delivery, lanes_stopped.clone()));
                     }
                     Some(Err(e)) => break SessionEnd::Lost(e.to_string()),

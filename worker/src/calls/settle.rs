@@ -10,12 +10,13 @@ use futures_util::future::join_all;
 use futures_util::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
-use shared::broker::headers::{Attempts, SetAside};
+use shared::broker::headers::{self, Attempts, SetAside};
 use shared::broker::{PublishError, Publisher};
 use shared::message;
 use shared::metrics::label;
 use shared::probe_work::{self, Probe, ProbeWork};
 use shared::store::dead_letters::Reason;
+use tracing::Instrument;
 
 use super::handler::{panic_message, Handled, Handler, Outcome};
 use crate::metrics::Metrics;
@@ -39,7 +40,19 @@ pub struct Settler {
 }
 
 impl Settler {
+    /// Settles `batch` in a span continuing the trace of its first call and linked to the
+    /// traces of all of them (see `shared::trace_context`).
     pub(super) async fn batch(&self, batch: Vec<Delivery>) {
+        let span = tracing::info_span!("batch", otel.kind = "consumer", messages = batch.len());
+        let traceparents: Vec<String> = batch
+            .iter()
+            .flat_map(|d| headers::traceparents(&d.properties))
+            .collect();
+        shared::trace_context::continue_from(&span, &traceparents);
+        self.settle_batch(batch).instrument(span).await;
+    }
+
+    async fn settle_batch(&self, batch: Vec<Delivery>) {
         let bodies: Vec<Cow<[u8]>> = batch.iter().map(body).collect();
         let calls: Vec<Vec<&[u8]>> = bodies.iter().map(|b| message::split(b)).collect();
         let payloads: Vec<&[u8]> = calls.iter().flatten().copied().collect();
