@@ -93,6 +93,22 @@ async fn one_call_is_one_trace_from_the_post_through_the_broker_to_the_batch_and
             .collect();
         panic!("no trace from the gateway through the worker to the probe among {seen:?}")
     });
+    // Shown with --nocapture: the trace as a reader of a tracing backend would see it.
+    let trace_id = publishing.span.trace_id.clone();
+    for s in receiver
+        .spans()
+        .iter()
+        .filter(|s| s.span.trace_id == trace_id)
+    {
+        eprintln!(
+            "trace {} span {} parent {:16} {:8} {}",
+            hex::encode(&s.span.trace_id),
+            hex::encode(&s.span.span_id),
+            hex::encode(&s.span.parent_span_id),
+            s.service,
+            s.span.name,
+        );
+    }
     assert_eq!(publishing.service, "gateway");
     assert_eq!(batch.service, "worker");
     assert_eq!(batch.span.trace_id, publishing.span.trace_id);

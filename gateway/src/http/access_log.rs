@@ -1,4 +1,5 @@
-//! One span and one `info` line per request (method, path, status, duration). The span is
+//! One span and one `info` line per request (method, path, status, duration), which the
+//! filter `gateway::http::access_log=warn` silences. The span is
 //! the root of the call's trace: its context goes into the AMQP headers of the message that
 //! carries the call (see `shared::tracing_context`).
 
@@ -22,10 +23,11 @@ pub struct RequestSpan;
 
 impl<B> MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, request: &Request<B>) -> Span {
+        // The route's template, not the path: span names stay few whatever clients send.
         let route = request
             .extensions()
             .get::<MatchedPath>()
-            .map_or(request.uri().path(), MatchedPath::as_str);
+            .map_or("unmatched", MatchedPath::as_str);
         tracing::info_span!(
             "request",
             otel.name = %format_args!("{} {route}", request.method()),
