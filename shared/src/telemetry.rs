@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -45,8 +47,8 @@ pub fn init(settings: &LogSettings, service: &'static str) -> Telemetry {
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer();
     let fmt: Box<dyn Layer<Registry> + Send + Sync> = match settings.format {
-        LogFormat::Json => fmt.json().boxed(),
-        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
     };
     let provider = match traces_wanted(|name| std::env::var(name).ok()) {
         Ok(false) => None,
@@ -62,16 +64,22 @@ pub fn init(settings: &LogSettings, service: &'static str) -> Telemetry {
             None
         }
     };
+    // Spans of this workspace's crates at info, whatever `[log]` filters out of the logs: a
+    // quiet log (warn) must not leave traces empty.
+    let spans = Targets::new()
+        .with_target("gateway", Level::INFO)
+        .with_target("worker", Level::INFO)
+        .with_target("shared", Level::INFO);
     let traces = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(service))
+            .with_filter(spans)
             .boxed()
     });
     // try_init: tests start several applications in one process.
     let installed = Registry::default()
         .with(fmt)
         .with(traces)
-        .with(filter)
         .try_init()
         .is_ok();
     if installed && provider.is_some() {

@@ -15,7 +15,8 @@ fn otel_env(receiver: &OtlpReceiver) -> Vec<(&'static str, String)> {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.clone()),
         // Exported within a fraction of a second rather than the default few seconds.
         ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
-        ("APP_LOG__FILTER", "info,lapin=warn".into()),
+        // Spans are exported whatever the log filter keeps.
+        ("APP_LOG__FILTER", "warn".into()),
     ]
 }
 
