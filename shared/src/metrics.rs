@@ -35,7 +35,8 @@ pub fn render(registry: &Registry) -> String {
 }
 
 /// `build_info{version, commit} 1`: which build answers, so a dashboard can mark rollouts.
-/// The commit is the `CALLQ_GIT_COMMIT` the build was given (the image build sets it).
+/// The commit is the `CALLQ_GIT_COMMIT` the build was given (deploy/Dockerfile takes it as a
+/// build argument).
 pub fn register_build_info(registry: &mut Registry) {
     let info: Family<Labels2, Gauge> = Family::default();
     info.get_or_create(&[
