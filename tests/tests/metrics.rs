@@ -176,6 +176,10 @@ async fn after_real_calls_the_latency_histograms_and_gauges_have_samples() {
     assert!(metric(&worker, "callq_worker_post_to_row_seconds_sum") > 0.0);
     assert!(metric(&worker, "callq_worker_db_pool_connections") >= 1.0);
     assert_eq!(metric_sum(&worker, "callq_worker_build_info"), 1.0);
+    assert_eq!(
+        metric(&worker, r#"callq_worker_broker_sessions_up{stage="calls"}"#),
+        1.0
+    );
 
     // Sampled every few seconds: a consumer on the work queue and, nothing being ready, an
     // oldest age of 0.

@@ -31,6 +31,7 @@ pub struct Metrics {
     /// Per queue, when the message a consumer of this worker took last was published.
     last_delivered: Arc<Mutex<HashMap<String, u64>>>,
     pub queue_consumers: Family<Label, Gauge>,
+    sessions_up: Family<Label, Gauge>,
     pub queue_oldest_age: Family<Label, Gauge>,
     pub batch_write_seconds: Histogram,
     pub post_to_row_seconds: Histogram,
@@ -65,6 +66,7 @@ impl Metrics {
             pool,
             last_delivered: Arc::default(),
             queue_consumers: Family::default(),
+            sessions_up: Family::default(),
             queue_oldest_age: Family::default(),
             // From a small batch on an idle database to past the default
             // database.acquire_timeout_ms plus a slow commit, doubling each bucket.
@@ -187,6 +189,12 @@ impl Metrics {
             m.queue_consumers.clone(),
         );
         registry.register(
+            "broker_sessions_up",
+            "Whether each stage's consuming connection is up with its consumers (1) or being \
+             re-established (0), by stage",
+            m.sessions_up.clone(),
+        );
+        registry.register(
             "queue_oldest_ready_age_seconds",
             "How long the oldest ready message of each consumed queue has waited, at most: \
              0 when none is ready, else the age of the message this worker took from it last \
@@ -215,6 +223,13 @@ impl Metrics {
         self.publisher.sample_gauges();
         self.pool.sample();
         shared::metrics::render(&self.registry)
+    }
+
+    /// Whether `stage`'s consuming session is up.
+    pub fn session_up(&self, stage: &'static str, up: bool) {
+        self.sessions_up
+            .get_or_create(&label("stage", stage))
+            .set(i64::from(up));
     }
 
     /// Notes when the message just taken from `queue` was published (its `timestamp`).

@@ -89,6 +89,7 @@ impl CallsStage {
             prefetch = batching.prefetch,
             "consuming calls"
         );
+        self.settler.metrics.session_up("calls", true);
 
         let (stop_lanes, lanes_stopped) = watch::channel(false);
         let mut running = JoinSet::new();
@@ -128,6 +129,7 @@ impl CallsStage {
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             }
         };
+        self.settler.metrics.session_up("calls", false);
         // Batches being written are finished (and settled if the channel still lives);
         // whatever is not acked goes back to the queue when the connection closes.
         let _ = stop_lanes.send(true);

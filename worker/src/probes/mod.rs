@@ -91,6 +91,7 @@ impl ProbeStage {
             }
         };
         tracing::info!(queue = %self.topology.work_queue, prefetch = self.prefetch, "consuming probe work");
+        self.metrics.session_up("probes", true);
 
         let (finished, to_settle) = mpsc::channel(self.results.batch.max(1) * 4);
         let mut settling = tokio::spawn(self.results.clone().run(to_settle, stop.clone()));
@@ -126,6 +127,7 @@ impl ProbeStage {
                 }
             }
         };
+        self.metrics.session_up("probes", false);
         if channel.status().connected() {
             let cancel = channel.basic_cancel(stream.tag(), BasicCancelOptions::default());
             broker::while_stopping("probe consumer cancel", cancel).await;
