@@ -79,12 +79,14 @@ pub fn calls(properties: &BasicProperties) -> usize {
         .max(1)
 }
 
-/// The transient failures a message has met so far.
+/// The transient failures a message has met so far, and the trace contexts of its calls, so
+/// that a retry continues their traces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attempts {
     pub failed: u32,
     pub first_failed_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    pub traceparents: Vec<String>,
 }
 
 impl Attempts {
@@ -101,6 +103,7 @@ impl Attempts {
             first_failed_at: int(FIRST_FAILED_AT)
                 .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
             last_error: headers.get(LAST_ERROR).and_then(as_string),
+            traceparents: traceparents(properties),
         }
     }
 
@@ -110,6 +113,20 @@ impl Attempts {
             failed: self.failed + 1,
             first_failed_at: Some(self.first_failed_at.unwrap_or_else(Utc::now)),
             last_error: Some(error.to_owned()),
+            traceparents: self.traceparents.clone(),
+        }
+    }
+
+    /// The attempts of a group's call `index` (of `calls`) going on alone: the group's, with
+    /// that call's trace context only (none when the group did not carry one for each).
+    pub fn of_call(&self, index: usize, calls: usize) -> Self {
+        let traceparents = match self.traceparents.get(index) {
+            Some(own) if self.traceparents.len() == calls => vec![own.clone()],
+            _ => Vec::new(),
+        };
+        Self {
+            traceparents,
+            ..self.clone()
         }
     }
 
@@ -131,6 +148,7 @@ impl Attempts {
                 AMQPValue::LongString(LongString::from(error.as_str())),
             );
         }
+        add_traceparents(&mut headers, &self.traceparents);
         headers
     }
 }
@@ -293,6 +311,16 @@ mod tests {
             let properties = BasicProperties::default().with_headers(headers);
             assert_eq!(traceparents(&properties), carried);
         }
+    }
+
+    #[test]
+    fn a_call_of_a_group_going_on_alone_keeps_its_own_trace_context_only() {
+        let group = Attempts {
+            traceparents: vec!["a".into(), "b".into(), "c".into()],
+            ..Attempts::default()
+        };
+        assert_eq!(group.of_call(1, 3).traceparents, vec!["b".to_owned()]);
+        assert!(group.of_call(1, 4).traceparents.is_empty());
     }
 
     #[test]

@@ -135,11 +135,12 @@ impl Settler {
         calls: &[&[u8]],
         outcomes: &[Outcome],
     ) -> Result<bool, lapin::Error> {
-        let unfinished: Vec<(&[u8], &Outcome)> = calls
+        let unfinished: Vec<(usize, &[u8], &Outcome)> = calls
             .iter()
             .zip(outcomes)
-            .filter(|(_, outcome)| **outcome != Outcome::Done)
-            .map(|(call, outcome)| (*call, outcome))
+            .enumerate()
+            .filter(|(_, (_, outcome))| **outcome != Outcome::Done)
+            .map(|(index, (call, outcome))| (index, *call, outcome))
             .collect();
         for outcome in outcomes {
             if let Outcome::Panicked(panic) = outcome {
@@ -152,11 +153,9 @@ impl Settler {
             "some calls of a group did not finish; they go on alone"
         );
         let attempts = Attempts::read(&delivery.properties);
-        let sent = join_all(
-            unfinished
-                .iter()
-                .map(|(call, outcome)| self.send_on_alone(call, outcome, &attempts)),
-        )
+        let sent = join_all(unfinished.iter().map(|(index, call, outcome)| {
+            self.send_on_alone(call, outcome, attempts.of_call(*index, calls.len()))
+        }))
         .await;
         match sent.into_iter().find_map(Result::err) {
             None => delivery.acker.ack(BasicAckOptions::default()).await,
@@ -171,7 +170,7 @@ impl Settler {
         &self,
         call: &[u8],
         outcome: &Outcome,
-        attempts: &Attempts,
+        attempts: Attempts,
     ) -> Result<(), PublishError> {
         if let Outcome::Unrecordable(detail) = outcome {
             return self.publisher.publish_dead(call, set_aside(detail)).await;
