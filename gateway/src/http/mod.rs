@@ -8,6 +8,7 @@ pub mod dead_letters;
 pub mod error;
 pub mod field_definitions;
 pub mod health;
+pub mod integrations;
 pub mod load_shed;
 pub mod media;
 pub mod phone_calls;
@@ -30,6 +31,7 @@ pub fn router(app: AppState) -> Router {
     let api = Router::new()
         .merge(phone_calls::router(app.metrics.clone()))
         .merge(bindings::router())
+        .merge(integrations::router())
         .merge(dead_letters::router())
         .merge(media::router())
         .layer(middleware::from_fn_with_state(
