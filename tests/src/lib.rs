@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod media_server;
+pub mod otlp_receiver;
 pub mod proxy;
 pub mod query_counter;
 pub mod tls_postgres;

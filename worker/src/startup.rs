@@ -51,8 +51,12 @@ impl Worker {
             return Err(NoStages.into());
         }
         let pool = shared::store::pool(&settings.database)?;
-        let metrics = Metrics::default();
         let publisher = Publisher::new(settings.broker.clone(), "worker-publisher");
+        let metrics = Metrics::new(
+            publisher.clone(),
+            pool.clone(),
+            settings.database.max_connections,
+        );
         let probe_topology = ProbeTopology::new(&settings.broker.queue_prefix, &settings.media);
         let operators = Operators::new(
             pool.clone(),
