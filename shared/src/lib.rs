@@ -12,3 +12,4 @@ pub mod probe_work;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod trace_context;

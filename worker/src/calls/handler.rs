@@ -12,10 +12,11 @@ use shared::domain::CallKey;
 use shared::message::{self, CallMessage};
 use shared::metrics::label;
 use shared::probe_work::Probe;
-use shared::store::dead_letters::{Encoding, NewDeadLetter, Reason};
+use shared::store::dead_letters::{NewDeadLetter, Reason};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::letters::{letter_for, undecodable_letter};
 use super::registration::{self, Refusal};
 use super::store::{self, Ready};
 use crate::failure::{self, Failure};
@@ -128,8 +129,15 @@ impl Handler {
             match refusal {
                 None => kept.push(d),
                 Some(Refusal { reason, detail }) => {
-                    tracing::warn!(%reason, %detail, "setting the call aside");
-                    letters.push(letter_for(&d, reason, detail));
+                    let envelope = d.message.envelope();
+                    tracing::warn!(
+                        %reason,
+                        %detail,
+                        ingest_id = %envelope.ingest_id,
+                        uid = %d.key.uid,
+                        "setting the call aside"
+                    );
+                    letters.push(letter_for(&d.message, &d.key, reason, detail));
                 }
             }
         }
@@ -158,12 +166,14 @@ impl Handler {
             match resolved.get(key).copied().unwrap_or(Resolution::NotFound) {
                 Resolution::Active(operator) => attributed.push((d, operator)),
                 Resolution::Inactive => letters.push(letter_for(
-                    d,
+                    &d.message,
+                    &d.key,
                     Reason::OperatorInactive,
                     format!("operator_id {operator_id:?} is bound to an inactive user or binding"),
                 )),
                 Resolution::NotFound => letters.push(letter_for(
-                    d,
+                    &d.message,
+                    &d.key,
                     Reason::OperatorNotFound,
                     format!("no operator bound to operator_id {operator_id:?} in this integration"),
                 )),
@@ -182,7 +192,21 @@ impl Handler {
             .map(|d| d.message.envelope().ingest_id)
             .collect();
         handled.extend(letters.iter().map(|l| l.ingest_id));
-        let stored = store::write_batch(&self.pool, &ready, &letters, &handled).await?;
+        let started = std::time::Instant::now();
+        let written = store::write_batch(&self.pool, &ready, &letters, &handled).await;
+        self.metrics
+            .batch_write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let stored = written?;
+        let committed = Utc::now();
+        for r in &ready {
+            let waited = (committed - r.envelope.received_at)
+                .to_std()
+                .unwrap_or_default();
+            self.metrics
+                .post_to_row_seconds
+                .observe(waited.as_secs_f64());
+        }
         self.metrics.stored.inc_by(stored as u64);
         self.metrics.batches.inc();
         for letter in &letters {
@@ -197,6 +221,7 @@ impl Handler {
             return Vec::new();
         }
         let stored_at = Utc::now();
+        let traceparent = shared::trace_context::traceparent(&tracing::Span::current());
         stored
             .iter()
             .map(|r| Probe {
@@ -206,6 +231,7 @@ impl Handler {
                 stored_at,
                 attempts: 0,
                 deferrals: 0,
+                traceparent: traceparent.clone(),
             })
             .collect()
     }
@@ -256,7 +282,15 @@ impl Handler {
                 "the database refused the call: {}",
                 failure::refusal(&error)
             );
-            tracing::error!(%detail, "setting the call aside");
+            let ids = CallMessage::from_bytes(payloads[i])
+                .ok()
+                .map(|m| (m.envelope().ingest_id, m.envelope().call.storage_key().uid));
+            tracing::error!(
+                %detail,
+                ingest_id = ids.as_ref().map(|(id, _)| tracing::field::display(id)),
+                uid = ids.as_ref().map(|(_, uid)| tracing::field::display(uid)),
+                "setting the call aside"
+            );
             outcomes[i] = match self
                 .set_aside(
                     payloads[i],
@@ -299,7 +333,7 @@ impl Handler {
                 let mut letter = match CallMessage::from_bytes(call) {
                     Ok(message) => {
                         let key = message.envelope().call.storage_key();
-                        letter_for(&Decoded { message, key }, reason, detail.clone())
+                        letter_for(&message, &key, reason, detail.clone())
                     }
                     Err(_) => undecodable_letter(call, detail.clone()),
                 };
@@ -334,43 +368,6 @@ impl Handler {
             .dead_lettered
             .get_or_create(&label("reason", letter.reason.as_str()))
             .inc();
-    }
-}
-
-fn letter_for(d: &Decoded, reason: Reason, detail: String) -> NewDeadLetter {
-    let envelope = d.message.envelope();
-    NewDeadLetter {
-        ingest_id: envelope.ingest_id,
-        integration_id: Some(envelope.integration_id),
-        operator_id: Some(envelope.call.operator_id.as_str().to_owned()),
-        uid: Some(d.key.uid.clone()),
-        reason,
-        detail,
-        message: d.message.to_bytes(),
-        keep_as: Encoding::Json,
-        attempts: 1,
-        first_failed_at: None,
-    }
-}
-
-/// Its id comes from its content, so that redeliveries of the same bytes add attempts to
-/// one dead letter instead of new ones.
-fn undecodable_letter(payload: &[u8], detail: String) -> NewDeadLetter {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(payload);
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&digest[..16]);
-    NewDeadLetter {
-        ingest_id: Uuid::new_v8(id),
-        integration_id: None,
-        operator_id: None,
-        uid: None,
-        reason: Reason::Undecodable,
-        detail,
-        message: payload.to_vec(),
-        keep_as: Encoding::Json,
-        attempts: 1,
-        first_failed_at: None,
     }
 }
 
