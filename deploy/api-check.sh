@@ -54,7 +54,10 @@ cleanup() {
         -c "drop database if exists \"$DATABASE\" with (force)" >/dev/null 2>&1
     if command -v rabbitmqctl >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
         rabbitmqctl -q list_queues name 2>/dev/null | grep "^$RUN" |
-            while read -r queue; do rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1; done
+            while read -r queue; do
+                # rabbitmqctl reads stdin: without </dev/null it would eat the list.
+                rabbitmqctl -q delete_queue "$queue" </dev/null >/dev/null 2>&1
+            done
     fi
 }
 trap cleanup EXIT
