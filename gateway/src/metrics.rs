@@ -17,6 +17,8 @@ pub struct Metrics {
     pub published: Counter,
     pub messages: Counter,
     pub replayed: Counter,
+    pub texts_published: Counter,
+    pub operator_refusals: Counter,
 }
 
 impl Default for Metrics {
@@ -26,6 +28,8 @@ impl Default for Metrics {
         let published = Counter::default();
         let messages = Counter::default();
         let replayed = Counter::default();
+        let texts_published = Counter::default();
+        let operator_refusals = Counter::default();
         let mut registry = Registry::with_prefix("callq_gateway");
         registry.register(
             "calls_accepted",
@@ -52,6 +56,17 @@ impl Default for Metrics {
             "Dead letters replayed through the admin API",
             replayed.clone(),
         );
+        registry.register(
+            "texts_published",
+            "Text communications (chats, tickets, emails) the broker confirmed",
+            texts_published.clone(),
+        );
+        registry.register(
+            "operator_refusals",
+            "Calls and texts a Qolio-compatible integration refused (422) for an unknown or \
+             inactive operator",
+            operator_refusals.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             accepted,
@@ -59,6 +74,8 @@ impl Default for Metrics {
             published,
             messages,
             replayed,
+            texts_published,
+            operator_refusals,
         }
     }
 }

@@ -11,4 +11,5 @@ pub mod port_ranges;
 pub mod probe_work;
 pub mod store;
 pub mod telemetry;
+pub mod text_message;
 pub mod token;

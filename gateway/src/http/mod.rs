@@ -9,7 +9,9 @@ pub mod field_definitions;
 pub mod health;
 pub mod load_shed;
 pub mod media;
+pub mod operator_refusal;
 pub mod phone_calls;
+pub mod text;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
@@ -29,6 +31,7 @@ pub fn router(app: AppState) -> Router {
     let settings = &app.settings.http;
     let api = Router::new()
         .merge(phone_calls::router(app.metrics.clone()))
+        .merge(text::router())
         .merge(bindings::router())
         .merge(dead_letters::router())
         .merge(media::router())
