@@ -12,6 +12,7 @@ use shared::metrics::{Label, LabeledCounter, Registry};
 pub struct Metrics {
     registry: Arc<Registry>,
     pub stored: Counter,
+    pub texts_stored: Counter,
     pub batches: Counter,
     pub failed_batches: Counter,
     pub dead_lettered: LabeledCounter,
@@ -33,6 +34,7 @@ impl Default for Metrics {
         let metrics = Self {
             registry: Arc::default(),
             stored: Counter::default(),
+            texts_stored: Counter::default(),
             batches: Counter::default(),
             failed_batches: Counter::default(),
             dead_lettered: LabeledCounter::default(),
@@ -56,6 +58,11 @@ impl Default for Metrics {
             "calls_stored",
             "Calls committed to Postgres",
             m.stored.clone(),
+        );
+        registry.register(
+            "texts_stored",
+            "Text communications (chats, tickets, emails) committed to Postgres",
+            m.texts_stored.clone(),
         );
         registry.register(
             "batches",

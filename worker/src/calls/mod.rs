@@ -10,6 +10,7 @@
 pub mod dead_queue;
 pub mod handler;
 pub mod lane;
+mod letters;
 pub mod registration;
 pub mod settle;
 pub mod store;
