@@ -5,6 +5,7 @@ mod dead_letters;
 mod erase;
 mod media;
 mod retention;
+mod switches;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use shared::config::Settings;
 use shared::domain::FieldType;
-use shared::store::{accounts, bindings, fields};
+use shared::store::{accounts, bindings, fields, integration_switches};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -49,6 +50,10 @@ enum Command {
         /// Answer 200 instead of 202, for clients written against the real API.
         #[arg(long)]
         respond_200: bool,
+        /// Refuse a call or text of an unknown or inactive operator at once with the real
+        /// API's 422, instead of setting it aside to replay once the operator is bound.
+        #[arg(long)]
+        qolio_compatible: bool,
     },
     /// Replace an integration's token; the old one stops working within auth.cache_ttl_secs.
     RotateToken {
@@ -99,6 +104,8 @@ enum Command {
     /// Create (or reuse) a demo organisation, department, integration and an active operator
     /// bound as operator@email.com; print shell exports for the integration URL and a fresh token.
     Demo,
+    /// Set an existing integration's switches (200 instead of 202, Qolio-compatible refusals).
+    IntegrationSwitches(switches::SwitchArgs),
 }
 
 #[tokio::main]
@@ -137,9 +144,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             organisation,
             name,
             respond_200,
+            qolio_compatible,
         } => {
             let status = if respond_200 { 200 } else { 202 };
             let created = accounts::create_integration(&pool, organisation, &name, status).await?;
+            if qolio_compatible {
+                let change = integration_switches::SwitchChange {
+                    qolio_compatible: Some(true),
+                    ..Default::default()
+                };
+                integration_switches::set(&pool, created.id, change).await?;
+            }
             println!("integration id:    {}", created.id);
             println!("integration URL:   {}", url(created.id));
             println!("integration token: {}", created.token);
@@ -176,6 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Retention { action } => retention::run(action, &pool, &settings).await?,
         Command::Erase(args) => erase::run(args, &pool, &settings).await?,
         Command::Demo => demo(&pool, &url).await?,
+        Command::IntegrationSwitches(args) => switches::run(args, &pool).await?,
     }
     Ok(())
 }
