@@ -199,4 +199,6 @@ impl Fields<'_> {
 }
 
 #[cfg(test)]
+mod communication_tests;
+#[cfg(test)]
 mod tests;
