@@ -180,10 +180,20 @@ their recordings (logs: $LOG_DIR/).
 $exports
 export ADMIN_TOKEN=$(printf '%q' "$ADMIN_TOKEN")
 
-Try it: paste the three export lines into another shell, send a call with the curl
-from the Qolio integration page (it uses \$INTEGRATION_URL and \$AUTHORIZATION_TOKEN),
-then fetch it back:
+Try it: paste the export lines into another shell, then send the Qolio page's own example
+and fetch the stored call back:
 
+  curl --header "Content-Type: application/json" --request POST \\
+       --header "Authorization: \$AUTHORIZATION_TOKEN" \\
+       --data '{"operator_id": "operator@email.com", "started_at": "2020-06-21T09:51:13.588Z+03",
+                "direction": "incoming", "duration": 410.1, "client_phone_number": "+375332222453",
+                "media_url": "https://file-examples.com/wp-content/uploads/2017/11/file_example_WAV_1MG.wav",
+                "uid": "7b2331ca-adcb-4f15-811b-6b6cfddb2baf",
+                "client": {"id": "client@email.com", "company_name": "Test Company",
+                           "first_name": "John", "last_name": "Doe"},
+                "custom_fields": {"opened_at": "2020-06-21T09:51:13.588Z", "reopen_count": 5,
+                                  "topic": "Поддержка", "sub-topic": "Возобновление доступа"}}' \\
+       "\$INTEGRATION_URL"
   curl -H "Authorization: \$AUTHORIZATION_TOKEN" "\$INTEGRATION_URL/7b2331ca-adcb-4f15-811b-6b6cfddb2baf"
 
 Dead letters (calls set aside, with the reason) and metrics:
