@@ -7,8 +7,8 @@
 ALTER TABLE integrations ADD COLUMN qolio_compatible boolean NOT NULL DEFAULT false;
 
 -- One row per (integration, uid): posted again, a communication is updated. Not partitioned
--- like calls: texts arrive at a fraction of the calls' rate; retention and erasure do not
--- cover them yet.
+-- like calls: texts arrive at a fraction of the calls' rate. Erasure covers them; retention
+-- does not yet.
 CREATE TABLE text_communications (
     id                  uuid PRIMARY KEY,
     integration_id      uuid NOT NULL REFERENCES integrations(id),

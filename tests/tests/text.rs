@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use pipeline_tests::{Integration, TestEnv};
 use serde_json::{json, Value};
+use shared::store::erasure::{self, Subject};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -311,4 +312,40 @@ async fn an_unknown_operators_chat_is_set_aside_and_replayed_once_bound() {
     assert_eq!(status, 200, "{doc}");
     assert_eq!(doc["data"]["attributes"]["status"], "stored");
     assert_eq!(doc["data"]["attributes"]["operator_id"], "ghost@email.com");
+}
+
+#[tokio::test]
+async fn erasing_a_client_or_an_organisation_removes_their_texts_and_parts() {
+    let env = TestEnv::start().await;
+    let integration = env.integration().await;
+    for (uid, client_id) in [("t-a", "client-a"), ("t-b", "client-b")] {
+        let mut body = jivo_chat(uid, vec![part(uid, client(), "x", "2024-05-01T12:00:00Z")]);
+        body["client_id"] = json!(client_id);
+        assert_eq!(post_text(&env, &integration, &body).await.0, 202);
+    }
+    env.wait_for_count("SELECT count(*) FROM text_parts", 2, WAIT)
+        .await;
+    let client_a = Subject::Client {
+        organisation: integration.organisation_id,
+        external_id: "client-a".into(),
+    };
+    assert_eq!(erasure::count(&env.pool, &client_a).await.unwrap().texts, 1);
+    let erased = erasure::erase(&env.pool, &client_a, 100, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(erased.texts, 1);
+    assert_eq!(
+        env.count("SELECT count(*) FROM text_communications WHERE uid = 't-b'")
+            .await,
+        1
+    );
+    let organisation = Subject::Organisation(integration.organisation_id);
+    erasure::erase(&env.pool, &organisation, 100, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        env.count("SELECT count(*) FROM text_communications").await,
+        0
+    );
+    assert_eq!(env.count("SELECT count(*) FROM text_parts").await, 0);
 }
