@@ -43,7 +43,8 @@ CREATE INDEX text_communications_department_started ON text_communications (depa
 CREATE TABLE text_parts (
     communication_id  uuid NOT NULL REFERENCES text_communications(id),
     part_id           text NOT NULL,
-    -- Where the part came in the post that last wrote it: the order to show parts in.
+    -- Where the part came in the post that last wrote it: the order of parts of one time
+    -- (a connector may stamp every part of a chat with the time it posts it).
     position          integer NOT NULL,
     author_type       text NOT NULL CHECK (author_type IN ('client', 'operator')),
     author_id         text,

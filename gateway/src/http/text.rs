@@ -172,7 +172,7 @@ async fn show(
     if let Some(text) = stored {
         let parts: Vec<StoredPart> = sqlx::query_as(
             "SELECT part_id, author_type, author_id, body, created_at, content_type
-             FROM text_parts WHERE communication_id = $1 ORDER BY position, created_at, part_id",
+             FROM text_parts WHERE communication_id = $1 ORDER BY created_at, position, part_id",
         )
         .bind(text.id)
         .fetch_all(&app.pool)
