@@ -1,8 +1,6 @@
 //! `admin dead-letters ...`: the same operations as the admin API, from a shell, with
 //! progress on long replays.
 
-use std::io::Write;
-
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -11,6 +9,8 @@ use shared::config::Settings;
 use shared::store::dead_letters::{self, Filter, Reason, Selection};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::progress;
 
 #[derive(Subcommand)]
 pub enum Action {
@@ -24,6 +24,7 @@ pub enum Action {
     },
     /// Print one dead letter whole, message included, as JSON.
     Show {
+        /// The dead letter's id, as `list` prints it.
         #[arg(long)]
         id: Uuid,
     },
@@ -59,10 +60,13 @@ pub struct FilterArgs {
     /// database_rejected, field_definitions_full or field_type_conflict.
     #[arg(long)]
     reason: Option<Reason>,
+    /// Only this integration's.
     #[arg(long)]
     integration: Option<Uuid>,
+    /// Only calls naming this operator (the call's operator_id).
     #[arg(long)]
     operator_id: Option<String>,
+    /// Only the call with this uid.
     #[arg(long)]
     uid: Option<String>,
     /// Last failure at or after this time (RFC 3339, e.g. 2026-11-24T08:00:00Z).
@@ -167,6 +171,7 @@ async fn replay(
         return Ok(());
     }
     let publisher = Publisher::new(settings.broker.clone(), "admin");
+    let bar = progress::bar(total.max(0) as u64, "dead letters replayed")?;
     let replayed = dead_letters::replay(
         pool,
         &publisher,
@@ -174,16 +179,15 @@ async fn replay(
         settings.worker.replay_batch.max(1),
         None,
         |n| {
-            let percent = if total > 0 {
-                n * 100 / total as u64
-            } else {
-                100
-            };
-            eprintln!("replayed {n} of {total} ({percent}%)");
-            let _ = std::io::stderr().flush();
+            // Letters that arrive during the run are replayed too: the bar grows with them.
+            if n > bar.length().unwrap_or(0) {
+                bar.set_length(n);
+            }
+            bar.set_position(n);
         },
     )
-    .await?;
-    println!("replayed {replayed} dead letter(s)");
+    .await;
+    bar.finish_and_clear();
+    println!("replayed {} dead letter(s)", replayed?);
     Ok(())
 }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 #[derive(Args)]
 pub struct EraseArgs {
+    /// The organisation's id.
     #[arg(long)]
     organisation: Uuid,
     /// Only this client of the organisation: the id its calls give it (`client.id`).

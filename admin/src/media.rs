@@ -1,17 +1,16 @@
 //! `admin media ...`: the media admin API's operations from a shell, with a progress bar on
 //! long reprobes.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use shared::broker::Publisher;
 use shared::config::Settings;
 use shared::domain::MediaStatus;
 use shared::store::reprobe::{self, Filter};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::progress;
 
 #[derive(Subcommand)]
 pub enum Action {
@@ -29,6 +28,7 @@ pub enum Action {
 /// Every option narrows; none means every stored call.
 #[derive(Args)]
 pub struct FilterArgs {
+    /// Only this integration's calls.
     #[arg(long)]
     integration: Option<Uuid>,
     /// The media status: pending, reachable, unreachable or refused.
@@ -64,12 +64,7 @@ pub async fn run(action: Action, pool: &PgPool, settings: &Settings) -> anyhow::
                 return Ok(());
             }
             let publisher = Publisher::new(settings.broker.clone(), "admin");
-            // On stderr, and drawn only on a terminal: a script reading stdout gets the
-            // summary line alone.
-            let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} probes queued ({percent}%, {per_sec}, {eta} left)",
-            )?);
-            bar.enable_steady_tick(Duration::from_millis(200));
+            let bar = progress::bar(0, "probes queued")?;
             let done = reprobe::reprobe(pool, &publisher, settings, &filter, None, |n, total| {
                 bar.set_length(total);
                 bar.set_position(n);

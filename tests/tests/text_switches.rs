@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use pipeline_tests::{call, child_env, eventually, Integration, TestEnv};
 use serde_json::{json, Value};
-use shared::store::integration_switches::{self, SwitchChange};
 
 const WAIT: Duration = Duration::from_secs(30);
 const QOLIO_MESSAGE: &str = "Необходимо, чтобы был определен активный оператор";
@@ -63,7 +62,7 @@ async fn post_until(
 }
 
 #[tokio::test]
-async fn an_existing_integration_set_to_200_by_the_cli_answers_200_for_calls_and_texts() {
+async fn an_existing_integration_set_by_the_cli_answers_200_for_calls_and_texts() {
     let env = TestEnv::start().await;
     let integration = env.integration().await;
     assert_eq!(
@@ -87,17 +86,26 @@ async fn an_existing_integration_set_to_200_by_the_cli_answers_200_for_calls_and
     let id = integration.id.to_string();
     let output = Command::new(pipeline_tests::binary("admin"))
         .envs(child_env(&env))
-        .args([
-            "integration-switches",
-            "--integration",
-            &id,
-            "--respond-200",
-            "true",
-        ])
+        .args(["integration", "set", &id, "--answer-200"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
-    assert!(String::from_utf8_lossy(&output.stdout).contains("success_status:   200"));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("200"));
+
+    let output = Command::new(pipeline_tests::binary("admin"))
+        .envs(child_env(&env))
+        .args(["integration", "set", &id, "--qolio-compatible"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let output = Command::new(pipeline_tests::binary("admin"))
+        .envs(child_env(&env))
+        .args(["integration", "show", &id, "--json"])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["qolio_compatible"], true, "{shown}");
+    assert_eq!(shown["success_status"], 200, "{shown}");
 
     post_until(&env, &integration, "/phone_calls", &call("c-1"), 200).await;
     post_until(
@@ -113,7 +121,7 @@ async fn an_existing_integration_set_to_200_by_the_cli_answers_200_for_calls_and
 }
 
 #[tokio::test]
-async fn a_qolio_compatible_integration_refuses_unknown_and_inactive_operators_at_once() {
+async fn an_integration_made_qolio_compatible_by_the_admin_api_refuses_unknown_operators() {
     let env = TestEnv::start().await;
     let integration = env.integration().await;
     env.bind(
@@ -124,16 +132,20 @@ async fn a_qolio_compatible_integration_refuses_unknown_and_inactive_operators_a
         ],
     )
     .await;
-    integration_switches::set(
-        &env.pool,
-        integration.id,
-        SwitchChange {
-            qolio_compatible: Some(true),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let patched = env
+        .http
+        .patch(format!(
+            "{}/api/v1/api_integrations/{}",
+            env.base_url, integration.id
+        ))
+        .header("Authorization", &env.admin_token)
+        .json(&json!({"data": {"attributes": {"qolio_compatible": true}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    let patched: Value = patched.json().await.unwrap();
+    assert_eq!(patched["data"]["attributes"]["qolio_compatible"], true);
 
     let mut ghost_call = call("ghost-call");
     ghost_call["operator_id"] = json!("ghost@email.com");

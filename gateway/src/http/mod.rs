@@ -7,6 +7,7 @@ pub mod dead_letters;
 pub mod error;
 pub mod field_definitions;
 pub mod health;
+pub mod integrations;
 pub mod load_shed;
 pub mod media;
 pub mod operator_refusal;
@@ -33,6 +34,7 @@ pub fn router(app: AppState) -> Router {
         .merge(phone_calls::router(app.metrics.clone()))
         .merge(text::router())
         .merge(bindings::router())
+        .merge(integrations::router())
         .merge(dead_letters::router())
         .merge(media::router())
         .layer(middleware::from_fn_with_state(

@@ -11,6 +11,8 @@ pub enum AccountError {
     UnknownOrganisation(Uuid),
     #[error("no integration {0}")]
     UnknownIntegration(Uuid),
+    #[error("the organisation already has an integration named {0:?}")]
+    NameTaken(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

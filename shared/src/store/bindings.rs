@@ -122,6 +122,17 @@ pub async fn import(
     integration_id: Uuid,
     rows: &[BindingRow],
 ) -> Result<ImportSummary, ImportError> {
+    import_reporting(pool, integration_id, rows, |_| {}).await
+}
+
+/// `import`, telling `written` how many rows are written so far (in one transaction: none
+/// of them counts until the whole file commits).
+pub async fn import_reporting(
+    pool: &PgPool,
+    integration_id: Uuid,
+    rows: &[BindingRow],
+    mut written: impl FnMut(u64),
+) -> Result<ImportSummary, ImportError> {
     validate(rows).map_err(ImportError::Invalid)?;
     let mut tx = pool.begin().await?;
     let organisation_id: Uuid =
@@ -180,6 +191,7 @@ pub async fn import(
         .execute(&mut *tx)
         .await?;
         uids.push(uid.to_owned());
+        written(uids.len() as u64);
     }
     let deactivated = sqlx::query(
         "UPDATE user_account_bindings SET active = false, updated_at = now()

@@ -6,7 +6,7 @@ pub mod bindings;
 pub mod dead_letters;
 pub mod erasure;
 pub mod fields;
-pub mod integration_switches;
+pub mod integrations;
 pub mod reprobe;
 pub mod retention;
 
