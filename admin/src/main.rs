@@ -126,8 +126,8 @@ enum Command {
         #[command(subcommand)]
         action: retention::Action,
     },
-    /// Erase an organisation's data, or one of its clients', on request: calls, clients, dead
-    /// letters. Prints the counts first; --dry-run stops there.
+    /// Erase an organisation's data, or one of its clients', on request: calls, texts,
+    /// clients, dead letters. Prints the counts first; --dry-run stops there.
     Erase(erase::EraseArgs),
     /// Create (or reuse) a demo organisation, department, integration and an active operator
     /// bound as operator@email.com; print shell exports for the integration URL and a fresh token.
