@@ -238,6 +238,7 @@ async fn a_bad_body_is_refused_naming_every_bad_field() {
         "started_at": "2024-05-01T12:00:00",
         "direction": "sideways",
         "nps": "high",
+        "title": "a\u{0}b",
         "communication_parts": [
             {"author": {"type": "client"}, "body": "x", "created_at": "2024-05-01T12:00:00Z"},
             {"communication_part_id": "p", "author": {"type": "bot", "id": "b"}, "body": "x",
@@ -258,6 +259,7 @@ async fn a_bad_body_is_refused_naming_every_bad_field() {
         "started_at",
         "direction",
         "nps",
+        "title",
         "communication_parts[0].communication_part_id",
         "communication_parts[1].author.type",
         "communication_parts[2].communication_part_id",

@@ -166,6 +166,21 @@ async fn an_integration_made_qolio_compatible_by_the_admin_api_refuses_unknown_o
         assert_eq!(status, 422, "{path} {doc}");
         assert!(doc.to_string().contains(QOLIO_MESSAGE), "{doc}");
     }
+    // Clients search the raw answer for the sentence, as it is, not JSON-escaped.
+    let raw = env
+        .http
+        .post(integration.url.replace("/phone_calls", "/text"))
+        .header("Authorization", &integration.token)
+        .json(&chat("ghost-chat", "ghost@email.com"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(raw.contains(QOLIO_MESSAGE), "{raw}");
+    assert_eq!(env.count("SELECT count(*) FROM dead_letters").await, 0);
+
     // A known operator is unaffected.
     assert_eq!(
         post(
