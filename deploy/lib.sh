@@ -216,3 +216,21 @@ ensure_rabbitmq() {
     done
     CALLQ_STARTED="${CALLQ_STARTED:+$CALLQ_STARTED }RabbitMQ"
 }
+
+# promtool, which checks and unit-tests the Prometheus alert rules: Debian ships it in the
+# prometheus package. Installing it never leaves a Prometheus server running here: the
+# package's service is stopped if the install started it.
+ensure_promtool() {
+    command -v promtool >/dev/null 2>&1 && return 0
+    local running=
+    pgrep -x prometheus >/dev/null 2>&1 && running=1
+    _callq_apt_install prometheus || return 1
+    if [ -z "$running" ] && pgrep -x prometheus >/dev/null 2>&1; then
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+            _callq_root systemctl stop prometheus || true
+        elif [ -x /etc/init.d/prometheus ]; then
+            _callq_root /etc/init.d/prometheus stop >&2 || true
+        fi
+    fi
+    command -v promtool >/dev/null 2>&1 || { _callq_err "promtool missing after installing prometheus"; return 1; }
+}

@@ -8,8 +8,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=deploy/lib.sh
 . deploy/lib.sh
 
+# The Kubernetes manifests, rendered and validated offline (no cluster): seconds, so first.
+deploy/k8s/check.sh
+
 ensure_postgres
 ensure_rabbitmq
+
+# The alert rules' unit tests and the dashboard's queries (promtool); whether they name only
+# exported metrics is a pipeline test (tests/tests/observability.rs).
+deploy/observability/check.sh
 
 # The pipeline tests run the worker and admin binaries as real processes.
 cargo build --workspace --bins

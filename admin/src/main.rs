@@ -169,7 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = |id: Uuid| integrations::url(&settings.http.public_base_url, id);
     match cli.command {
         Command::Migrate => {
-            shared::store::migrate(&pool)
+            shared::store::migrate(&shared::store::session_pool(&settings.database, &pool)?)
                 .await
                 .context("applying migrations")?;
             eprintln!("migrations applied");
@@ -239,14 +239,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Media { action } => media::run(action, &pool, &settings).await?,
         Command::Retention { action } => retention::run(action, &pool, &settings).await?,
         Command::Erase(args) => erase::run(args, &pool, &settings).await?,
-        Command::Demo => demo(&pool, &url).await?,
+        Command::Demo => {
+            let session = shared::store::session_pool(&settings.database, &pool)?;
+            demo(&pool, &session, &url).await?
+        }
         Command::Completions { .. } => unreachable!("answered before the config is read"),
     }
     Ok(())
 }
 
-async fn demo(pool: &PgPool, url: &dyn Fn(Uuid) -> String) -> anyhow::Result<()> {
-    shared::store::migrate(pool)
+async fn demo(pool: &PgPool, session: &PgPool, url: &dyn Fn(Uuid) -> String) -> anyhow::Result<()> {
+    shared::store::migrate(session)
         .await
         .context("applying migrations")?;
     let organisation = accounts::ensure_organisation(pool, "Demo organisation").await?;

@@ -1,6 +1,7 @@
 //! `admin retention apply`: removes calls and dead letters past `retention.*` and creates the
-//! coming months' partitions of calls; the daily CronJob (deploy/k8s/retention-cronjob.yaml)
-//! runs it. Progress on stderr, what was removed on stdout.
+//! coming months' partitions of calls; the daily CronJob
+//! (deploy/k8s/base/retention-cronjob.yaml) runs it. Progress on stderr, what was removed on
+//! stdout.
 
 use clap::Subcommand;
 use shared::config::Settings;

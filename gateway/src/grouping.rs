@@ -19,6 +19,8 @@ const GROUP_MAX_BYTES: usize = 1 << 20;
 
 struct Pending {
     call: Vec<u8>,
+    /// The trace context of the request that sent the call, when traces are exported.
+    traceparent: Option<String>,
     confirmed: oneshot::Sender<Result<(), PublishError>>,
 }
 
@@ -42,11 +44,20 @@ impl GroupPublisher {
         Self { tx }
     }
 
-    /// Resolves once the broker has confirmed the message that holds `call`.
-    pub async fn publish(&self, call: Vec<u8>) -> Result<(), PublishError> {
+    /// Resolves once the broker has confirmed the message that holds `call`, which carries
+    /// `traceparent` in its headers.
+    pub async fn publish(
+        &self,
+        call: Vec<u8>,
+        traceparent: Option<String>,
+    ) -> Result<(), PublishError> {
         let (confirmed, confirmation) = oneshot::channel();
         self.tx
-            .send(Pending { call, confirmed })
+            .send(Pending {
+                call,
+                traceparent,
+                confirmed,
+            })
             .await
             .map_err(|_| PublishError::Unavailable("the gateway is stopping".into()))?;
         confirmation
@@ -102,10 +113,13 @@ fn by_size(calls: Vec<Pending>) -> impl Iterator<Item = Vec<Pending>> {
 
 /// One message for `part`; each of its calls learns the broker's answer.
 async fn publish(publisher: &Publisher, part: Vec<Pending>, messages: &Counter) {
+    let traceparents: Vec<String> = part.iter().filter_map(|p| p.traceparent.clone()).collect();
     let (calls, waiting): (Vec<Vec<u8>>, Vec<_>) =
         part.into_iter().map(|p| (p.call, p.confirmed)).unzip();
     let count = calls.len();
-    let result = publisher.publish_group(&message::group(calls), count).await;
+    let result = publisher
+        .publish_group_traced(&message::group(calls), count, &traceparents)
+        .await;
     if result.is_ok() {
         messages.inc();
     }
@@ -121,6 +135,7 @@ mod tests {
     fn pending(bytes: usize) -> Pending {
         Pending {
             call: vec![b'x'; bytes],
+            traceparent: None,
             confirmed: oneshot::channel().0,
         }
     }

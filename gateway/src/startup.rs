@@ -26,7 +26,11 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = shared::store::pool(&settings.database)?;
         let publisher = Publisher::new(settings.broker.clone(), "gateway");
-        let metrics = Metrics::default();
+        let metrics = Metrics::new(
+            publisher.clone(),
+            pool.clone(),
+            settings.database.max_connections,
+        );
         let database = DatabaseCircuit::new(settings.auth.refresh_pause());
         let state = AppState {
             calls: GroupPublisher::spawn(

@@ -60,6 +60,8 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
     pub url: SecretString,
+    /// Empty: `url` serves the sessions too (see `session_url`).
+    pub direct_url: SecretString,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
 }
@@ -236,6 +238,12 @@ impl DatabaseSettings {
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.acquire_timeout_ms)
     }
+
+    /// Where connections that need a server session of their own go (LISTEN, the migrations'
+    /// advisory lock): `direct_url` when set, which a pooler in transaction mode cannot give.
+    pub fn session_url(&self) -> Option<&SecretString> {
+        (!self.direct_url.expose_secret().is_empty()).then_some(&self.direct_url)
+    }
 }
 
 impl BrokerSettings {
@@ -338,5 +346,19 @@ mod tests {
     fn urls_replace_url() {
         let addresses = broker("amqp://a", &["amqp://b", " ", "amqp://c"]).addresses();
         assert_eq!(exposed(addresses), ["amqp://b", "amqp://c"]);
+    }
+
+    #[test]
+    fn sessions_take_direct_url_only_when_it_is_set() {
+        let mut database = Settings::defaults().database;
+        assert!(
+            database.session_url().is_none(),
+            "the default direct_url is empty"
+        );
+        database.direct_url = SecretString::from("postgres://db:5432/callq");
+        let session = database
+            .session_url()
+            .map(|url| url.expose_secret().to_owned());
+        assert_eq!(session.as_deref(), Some("postgres://db:5432/callq"));
     }
 }

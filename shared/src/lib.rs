@@ -13,3 +13,4 @@ pub mod store;
 pub mod telemetry;
 pub mod text_message;
 pub mod token;
+pub mod trace_context;

@@ -27,6 +27,10 @@ pub struct Probe {
     /// Times it was put off because its host already had as much waiting as it can serve.
     #[serde(default)]
     pub deferrals: u32,
+    /// The trace context of the batch span that stored the call, when traces are exported:
+    /// the probe's span continues the call's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +98,7 @@ mod tests {
             stored_at: Utc::now(),
             attempts: 2,
             deferrals: 1,
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
         }]);
         assert_eq!(ProbeWork::from_bytes(&work.to_bytes()).unwrap(), work);
 

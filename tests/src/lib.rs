@@ -4,8 +4,10 @@
 
 pub mod cluster;
 pub mod media_server;
+pub mod otlp_receiver;
 pub mod proxy;
 pub mod query_counter;
+pub mod tls_postgres;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pipeline_tests::{call, eventually, metric, Options, TestEnv};
+use pipeline_tests::{call, eventually, metric, metric_sum, Options, TestEnv};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -136,4 +136,64 @@ async fn a_backlog_is_written_in_a_few_transactions_and_the_worker_counts_them()
         (1.0..=4.0).contains(&batches),
         "{batches} transactions for a backlog of {CALLS} messages: not batched"
     );
+}
+
+#[tokio::test]
+async fn after_real_calls_the_latency_histograms_and_gauges_have_samples() {
+    let env = TestEnv::start().await;
+    let integration = env.integration().await;
+    for i in 0..3 {
+        let answer = env.post(&integration, &call(&format!("timed-{i}"))).await;
+        assert_eq!(answer.status(), 202);
+    }
+    env.wait_for_count("SELECT count(*) FROM calls", 3, WAIT)
+        .await;
+
+    let gateway = env.gateway_metrics().await;
+    let posts = metric_sum(
+        &gateway,
+        "callq_gateway_http_request_duration_seconds_count",
+    );
+    assert!(posts >= 3.0, "{gateway}");
+    assert!(
+        gateway.contains(r#"status="2xx""#)
+            && gateway.contains(r#"route="/api/v1/integrations/{integration_id}/phone_calls""#),
+        "requests not labelled by route and status class: {gateway}"
+    );
+    assert!(metric(&gateway, "callq_gateway_publish_confirm_seconds_count") >= 1.0);
+    assert_eq!(metric(&gateway, "callq_gateway_broker_connections_up"), 1.0);
+    assert!(metric(&gateway, "callq_gateway_broker_channels_up") >= 1.0);
+    assert!(metric(&gateway, "callq_gateway_db_pool_connections") >= 1.0);
+    assert_eq!(metric(&gateway, "callq_gateway_db_pool_max"), 4.0);
+    assert_eq!(metric_sum(&gateway, "callq_gateway_build_info"), 1.0);
+
+    let worker = env.worker_metrics().await;
+    assert!(metric(&worker, "callq_worker_batch_write_seconds_count") >= 1.0);
+    assert_eq!(
+        metric(&worker, "callq_worker_post_to_row_seconds_count"),
+        3.0
+    );
+    assert!(metric(&worker, "callq_worker_post_to_row_seconds_sum") > 0.0);
+    assert!(metric(&worker, "callq_worker_db_pool_connections") >= 1.0);
+    assert_eq!(metric_sum(&worker, "callq_worker_build_info"), 1.0);
+    assert_eq!(
+        metric(&worker, r#"callq_worker_broker_sessions_up{stage="calls"}"#),
+        1.0
+    );
+
+    // Sampled every few seconds: a consumer on the work queue and, nothing being ready, an
+    // oldest age of 0.
+    let queue = env.work_queue();
+    let consumers = format!(r#"callq_worker_queue_consumers{{queue="{queue}"}}"#);
+    let age = format!(r#"callq_worker_queue_oldest_ready_age_seconds{{queue="{queue}"}} 0"#);
+    let sampled = eventually(WAIT, || async {
+        let text = env.worker_metrics().await;
+        if metric(&text, &consumers) >= 1.0 && text.lines().any(|l| l == age) {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    })
+    .await;
+    assert!(sampled.is_ok(), "{consumers} or {age} missing: {sampled:?}");
 }

@@ -23,6 +23,8 @@ const PAUSE_AFTER_ERROR: Duration = Duration::from_secs(1);
 
 pub struct AutoReplay {
     pub pool: PgPool,
+    /// LISTEN needs a session of its own: `database.direct_url` past a transaction pooler.
+    pub listener_pool: PgPool,
     pub publisher: Publisher,
     pub metrics: Metrics,
     /// Cleared on every import notification, so a deactivation counts at once.
@@ -62,7 +64,7 @@ impl AutoReplay {
     }
 
     async fn listen(&self) -> Option<PgListener> {
-        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        let mut listener = PgListener::connect_with(&self.listener_pool).await.ok()?;
         listener.listen(BINDINGS_CHANNEL).await.ok()?;
         Some(listener)
     }

@@ -34,6 +34,17 @@ fn refuses_the_row(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Every class `classify` gives a transient failure, so that metrics show each at 0 before
+/// its first retry (a rate over a series that appears at 1 misses that first one).
+pub const TRANSIENT_CLASSES: [&str; 6] = [
+    "pool_timeout",
+    "database_unavailable",
+    "serialization_failure",
+    "deadlock",
+    "lock_not_available",
+    "database_error",
+];
+
 /// The class of a failure known to pass, as counted in metrics; `None` for any other.
 pub fn transient_class(error: &sqlx::Error) -> Option<&'static str> {
     match error {

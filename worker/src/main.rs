@@ -2,7 +2,7 @@ use shared::config::Settings;
 
 fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    shared::telemetry::init(&settings.log);
+    let _telemetry = shared::telemetry::init(&settings.log, "worker");
     settings.runtime.build()?.block_on(run(settings))
 }
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer as Stream};
-use shared::metrics::label;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
@@ -107,8 +106,9 @@ pub async fn consume(
     Ok((channel, stream))
 }
 
-/// Ready messages of each queue into `callq_worker_queue_messages`. A passive declare returns
-/// the count without touching the queue.
+/// Ready messages and consumers of each queue into `callq_worker_queue_messages` and
+/// `callq_worker_queue_consumers`. A passive declare returns the counts without touching the
+/// queue.
 pub async fn sample_depths(channel: &Channel, queues: &[&str], metrics: &Metrics) {
     let passive = QueueDeclareOptions {
         passive: true,
@@ -117,10 +117,7 @@ pub async fn sample_depths(channel: &Channel, queues: &[&str], metrics: &Metrics
     for queue in queues {
         let declare = channel.queue_declare((*queue).into(), passive, FieldTable::default());
         if let Ok(Ok(q)) = tokio::time::timeout(SAMPLE_TIMEOUT, declare).await {
-            metrics
-                .queue_messages
-                .get_or_create(&label("queue", *queue))
-                .set(i64::from(q.message_count()));
+            metrics.sampled(queue, q.message_count(), q.consumer_count());
         }
     }
 }

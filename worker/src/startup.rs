@@ -51,8 +51,12 @@ impl Worker {
             return Err(NoStages.into());
         }
         let pool = shared::store::pool(&settings.database)?;
-        let metrics = Metrics::default();
         let publisher = Publisher::new(settings.broker.clone(), "worker-publisher");
+        let metrics = Metrics::new(
+            publisher.clone(),
+            pool.clone(),
+            settings.database.max_connections,
+        );
         let probe_topology = ProbeTopology::new(&settings.broker.queue_prefix, &settings.media);
         let operators = Operators::new(
             pool.clone(),
@@ -60,9 +64,11 @@ impl Worker {
         );
         let calls_stage = stages.contains(&Stage::Calls);
         let backlog = Arc::new(AtomicBool::new(false));
+        let listener_pool = shared::store::session_pool(&settings.database, &pool)?;
         let auto_replay =
             (calls_stage && settings.worker.auto_replay_interval_ms > 0).then(|| AutoReplay {
                 pool: pool.clone(),
+                listener_pool,
                 publisher: publisher.clone(),
                 metrics: metrics.clone(),
                 operators: operators.clone(),

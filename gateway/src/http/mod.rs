@@ -1,5 +1,6 @@
 //! The gateway's HTTP surface, one module per resource.
 
+pub mod access_log;
 pub mod auth;
 pub mod bindings;
 pub mod call_path;
@@ -20,7 +21,6 @@ use axum::middleware;
 use axum::routing::get;
 use axum::Router;
 use tower::ServiceBuilder;
-use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
 use self::load_shed::LoadShed;
@@ -57,6 +57,10 @@ pub fn router(app: AppState) -> Router {
                 }))
                 .timeout(settings.request_timeout()),
         )
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(
+            app.metrics.clone(),
+            Metrics::time_requests,
+        ))
+        .layer(access_log::layer())
         .with_state(app)
 }

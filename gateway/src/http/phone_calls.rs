@@ -41,7 +41,7 @@ pub fn router(metrics: Metrics) -> Router<AppState> {
         )
 }
 
-#[tracing::instrument(skip_all, fields(integration = %integration.0.id, uid))]
+#[tracing::instrument(skip_all, fields(integration = %integration.0.id, uid, ingest_id))]
 async fn create(
     State(app): State<AppState>,
     integration: Integration,
@@ -76,8 +76,13 @@ async fn create(
         call,
     };
     let (ingest_id, received_at) = (envelope.ingest_id, envelope.received_at);
+    let span = tracing::Span::current();
+    span.record("ingest_id", tracing::field::display(ingest_id));
     app.calls
-        .publish(CallMessage::new(envelope, unregistered).to_bytes())
+        .publish(
+            CallMessage::new(envelope, unregistered).to_bytes(),
+            shared::trace_context::traceparent(&span),
+        )
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     app.metrics.published.inc();

@@ -34,7 +34,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[tracing::instrument(skip_all, fields(integration = %integration.0.id, uid))]
+#[tracing::instrument(skip_all, fields(integration = %integration.0.id, uid, ingest_id))]
 async fn create(
     State(app): State<AppState>,
     integration: Integration,
@@ -81,8 +81,13 @@ async fn create(
         received_at,
         text,
     );
+    let span = tracing::Span::current();
+    span.record("ingest_id", tracing::field::display(ingest_id));
     app.calls
-        .publish(message.to_bytes())
+        .publish(
+            message.to_bytes(),
+            shared::trace_context::traceparent(&span),
+        )
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     app.metrics.texts_published.inc();

@@ -12,6 +12,11 @@ const LAST_ERROR: &str = "x-callq-last-error";
 const CALLS: &str = "x-callq-calls";
 const SET_ASIDE_REASON: &str = "x-callq-set-aside-reason";
 const SET_ASIDE_DETAIL: &str = "x-callq-set-aside-detail";
+/// W3C trace context of a message holding one call, under the header name the W3C
+/// AMQP binding uses.
+const TRACEPARENT: &str = "traceparent";
+/// A group's calls' trace contexts, in the group's order: each call was its own request.
+const TRACEPARENTS: &str = "x-callq-traceparents";
 
 /// How many calls a group message holds, so a worker sizes its batches without parsing.
 pub fn group_headers(calls: usize) -> FieldTable {
@@ -21,6 +26,46 @@ pub fn group_headers(calls: usize) -> FieldTable {
         AMQPValue::LongLongInt(i64::try_from(calls).unwrap_or(i64::MAX)),
     );
     headers
+}
+
+/// `traceparents` (one per call that has one) into `headers`: `traceparent` for one,
+/// `x-callq-traceparents` for more.
+pub fn add_traceparents(headers: &mut FieldTable, traceparents: &[String]) {
+    match traceparents {
+        [] => {}
+        [one] => {
+            headers.insert(
+                ShortString::from(TRACEPARENT),
+                AMQPValue::LongString(LongString::from(one.as_str())),
+            );
+        }
+        many => {
+            headers.insert(
+                ShortString::from(TRACEPARENTS),
+                AMQPValue::FieldArray(
+                    many.iter()
+                        .map(|t| AMQPValue::LongString(LongString::from(t.as_str())))
+                        .collect::<Vec<_>>()
+                        .into(),
+                ),
+            );
+        }
+    }
+}
+
+/// The trace contexts a delivery carries, in its calls' order; none without telemetry.
+pub fn traceparents(properties: &BasicProperties) -> Vec<String> {
+    let Some(headers) = properties.headers() else {
+        return Vec::new();
+    };
+    let headers = headers.inner();
+    if let Some(one) = headers.get(TRACEPARENT).and_then(as_string) {
+        return vec![one];
+    }
+    match headers.get(TRACEPARENTS) {
+        Some(AMQPValue::FieldArray(many)) => many.as_slice().iter().filter_map(as_string).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The calls a delivery holds: 1 unless it is a group.
@@ -34,12 +79,14 @@ pub fn calls(properties: &BasicProperties) -> usize {
         .max(1)
 }
 
-/// The transient failures a message has met so far.
+/// The transient failures a message has met so far, and the trace contexts of its calls, so
+/// that a retry continues their traces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attempts {
     pub failed: u32,
     pub first_failed_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    pub traceparents: Vec<String>,
 }
 
 impl Attempts {
@@ -56,6 +103,7 @@ impl Attempts {
             first_failed_at: int(FIRST_FAILED_AT)
                 .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
             last_error: headers.get(LAST_ERROR).and_then(as_string),
+            traceparents: traceparents(properties),
         }
     }
 
@@ -65,6 +113,20 @@ impl Attempts {
             failed: self.failed + 1,
             first_failed_at: Some(self.first_failed_at.unwrap_or_else(Utc::now)),
             last_error: Some(error.to_owned()),
+            traceparents: self.traceparents.clone(),
+        }
+    }
+
+    /// The attempts of a group's call `index` (of `calls`) going on alone: the group's, with
+    /// that call's trace context only (none when the group did not carry one for each).
+    pub fn of_call(&self, index: usize, calls: usize) -> Self {
+        let traceparents = match self.traceparents.get(index) {
+            Some(own) if self.traceparents.len() == calls => vec![own.clone()],
+            _ => Vec::new(),
+        };
+        Self {
+            traceparents,
+            ..self.clone()
         }
     }
 
@@ -86,6 +148,7 @@ impl Attempts {
                 AMQPValue::LongString(LongString::from(error.as_str())),
             );
         }
+        add_traceparents(&mut headers, &self.traceparents);
         headers
     }
 }
@@ -236,6 +299,28 @@ mod tests {
         let group = BasicProperties::default().with_headers(group_headers(17));
         assert_eq!(calls(&group), 17);
         assert_eq!(calls(&BasicProperties::default()), 1);
+    }
+
+    #[test]
+    fn trace_contexts_survive_the_headers_for_one_call_and_for_a_group() {
+        let one = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned();
+        let two = "00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01".to_owned();
+        for carried in [vec![one.clone()], vec![one, two], vec![]] {
+            let mut headers = FieldTable::default();
+            add_traceparents(&mut headers, &carried);
+            let properties = BasicProperties::default().with_headers(headers);
+            assert_eq!(traceparents(&properties), carried);
+        }
+    }
+
+    #[test]
+    fn a_call_of_a_group_going_on_alone_keeps_its_own_trace_context_only() {
+        let group = Attempts {
+            traceparents: vec!["a".into(), "b".into(), "c".into()],
+            ..Attempts::default()
+        };
+        assert_eq!(group.of_call(1, 3).traceparents, vec!["b".to_owned()]);
+        assert!(group.of_call(1, 4).traceparents.is_empty());
     }
 
     #[test]

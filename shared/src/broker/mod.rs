@@ -5,6 +5,7 @@
 pub mod headers;
 pub mod nodes;
 pub mod probe_topology;
+pub mod publish_metrics;
 pub mod publisher;
 pub mod topology;
 
@@ -17,6 +18,7 @@ use crate::config::BrokerSettings;
 
 pub use nodes::Nodes;
 pub use probe_topology::ProbeTopology;
+pub use publish_metrics::PublishMetrics;
 pub use publisher::{PublishError, Publisher};
 pub use topology::{RetryQueue, Topology};
 

@@ -13,7 +13,7 @@ use lapin::Confirmation;
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::{Mutex, RwLock};
 
-use super::{BrokerError, Nodes, Topology};
+use super::{BrokerError, Nodes, PublishMetrics, Topology};
 use crate::config::BrokerSettings;
 use crate::message;
 
@@ -47,6 +47,7 @@ struct Inner {
     live: RwLock<Option<Live>>,
     last_attempt: Mutex<Option<Instant>>,
     next_channel: AtomicUsize,
+    metrics: PublishMetrics,
 }
 
 struct Live {
@@ -73,12 +74,31 @@ impl Publisher {
                 live: RwLock::new(None),
                 last_attempt: Mutex::new(None),
                 next_channel: AtomicUsize::new(0),
+                metrics: PublishMetrics::default(),
             }),
         }
     }
 
     pub fn topology(&self) -> &Topology {
         &self.inner.topology
+    }
+
+    pub fn metrics(&self) -> &PublishMetrics {
+        &self.inner.metrics
+    }
+
+    /// Sets the connection and channel gauges; left as they were while a reconnect holds
+    /// the connection (a scrape does not wait for it).
+    pub fn sample_gauges(&self) {
+        if let Ok(live) = self.inner.live.try_read() {
+            let (connections, channels) = live.as_ref().map_or((0, 0), |l| {
+                let up = l.connection.status().connected();
+                let channels = l.channels.iter().filter(|c| c.status().connected()).count();
+                (i64::from(up), i64::try_from(channels).unwrap_or(i64::MAX))
+            });
+            self.inner.metrics.connections_up.set(connections);
+            self.inner.metrics.channels_up.set(channels);
+        }
     }
 
     /// Onto the work queue; resolves only once the broker has confirmed the message
@@ -91,13 +111,30 @@ impl Publisher {
     /// A group of `calls` calls (`message::group`) onto the work queue, confirmed as one;
     /// compressed if `broker.compress_groups` says so.
     pub async fn publish_group(&self, body: &[u8], calls: usize) -> Result<(), PublishError> {
+        self.publish_group_traced(body, calls, &[]).await
+    }
+
+    /// Like `publish_group`, with the trace contexts of its calls in its headers.
+    pub async fn publish_group_traced(
+        &self,
+        body: &[u8],
+        calls: usize,
+        traceparents: &[String],
+    ) -> Result<(), PublishError> {
         let queue = self.inner.topology.work_queue.as_str();
+        let mut headers = match calls {
+            1 => FieldTable::default(),
+            n => super::headers::group_headers(n),
+        };
+        super::headers::add_traceparents(&mut headers, traceparents);
+        let properties = if headers.inner().is_empty() {
+            properties()
+        } else {
+            properties().with_headers(headers)
+        };
         match calls {
-            1 => self.publish_to(queue, body, properties()).await,
-            n => {
-                let properties = properties().with_headers(super::headers::group_headers(n));
-                self.publish_compressible(queue, body, properties).await
-            }
+            1 => self.publish_to(queue, body, properties).await,
+            _ => self.publish_compressible(queue, body, properties).await,
         }
     }
 
@@ -174,6 +211,7 @@ impl Publisher {
             other => other,
         };
         if let Err(e) = &result {
+            self.inner.metrics.failed(e);
             tracing::warn!(error = %e, "publish failed");
         }
         result
@@ -191,6 +229,7 @@ impl Publisher {
         payload: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
+        let started = Instant::now();
         let publish = async {
             let confirm = channel
                 .basic_publish(
@@ -209,7 +248,10 @@ impl Publisher {
         match tokio::time::timeout(self.inner.settings.confirm_timeout(), publish).await {
             Err(_) => Err(PublishError::ConfirmTimeout),
             Ok(Err(e)) => Err(PublishError::Unavailable(e.to_string())),
-            Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+            Ok(Ok(Confirmation::Ack(None))) => {
+                self.inner.metrics.confirmed(started.elapsed());
+                Ok(())
+            }
             Ok(Ok(Confirmation::Ack(Some(_returned)))) => Err(PublishError::Unroutable),
             Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
             // Only possible without confirm_select, which every pooled channel has.
@@ -277,9 +319,14 @@ impl Publisher {
     }
 }
 
-/// Persistent: a confirmed message survives a broker restart.
+/// Persistent: a confirmed message survives a broker restart. Stamped with when it was
+/// published, from which a worker tells how long its queue's head has waited.
 fn properties() -> BasicProperties {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into())
+        .with_timestamp(now)
 }

@@ -29,6 +29,19 @@ pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
         .connect_lazy(settings.url.expose_secret())
 }
 
+/// The pool for connections that need a server session of their own (LISTEN, the
+/// migrations' advisory lock): `pool` itself unless `database.direct_url` names another
+/// address, where a lazy pool of one connection goes.
+pub fn session_pool(settings: &DatabaseSettings, pool: &PgPool) -> Result<PgPool, sqlx::Error> {
+    match settings.session_url() {
+        None => Ok(pool.clone()),
+        Some(url) => PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(settings.acquire_timeout())
+            .connect_lazy(url.expose_secret()),
+    }
+}
+
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }

@@ -151,6 +151,7 @@ pub async fn reprobe(
                 stored_at: started,
                 attempts: 0,
                 deferrals: 0,
+                traceparent: None,
             })
             .collect();
         let count = probes.len() as u64;

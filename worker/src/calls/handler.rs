@@ -68,9 +68,9 @@ enum Payload {
 }
 
 /// A call of the batch that decoded.
-pub(super) struct Decoded {
-    pub(super) message: CallMessage,
-    pub(super) key: CallKey,
+struct Decoded {
+    message: CallMessage,
+    key: CallKey,
 }
 
 impl Handler {
@@ -147,8 +147,15 @@ impl Handler {
             match refusal {
                 None => kept.push(d),
                 Some(Refusal { reason, detail }) => {
-                    tracing::warn!(%reason, %detail, "setting the call aside");
-                    letters.push(letter_for(&d, reason, detail));
+                    let envelope = d.message.envelope();
+                    tracing::warn!(
+                        %reason,
+                        %detail,
+                        ingest_id = %envelope.ingest_id,
+                        uid = %d.key.uid,
+                        "setting the call aside"
+                    );
+                    letters.push(letter_for(&d.message, &d.key, reason, detail));
                 }
             }
         }
@@ -181,7 +188,9 @@ impl Handler {
         for (d, key) in decoded.iter().zip(call_keys) {
             match attribute(&resolved, key) {
                 Ok(operator) => attributed.push((d, operator)),
-                Err((reason, detail)) => letters.push(letter_for(d, reason, detail)),
+                Err((reason, detail)) => {
+                    letters.push(letter_for(&d.message, &d.key, reason, detail))
+                }
             }
         }
         let mut ready_texts = Vec::with_capacity(texts.len());
@@ -205,9 +214,23 @@ impl Handler {
             .collect();
         handled.extend(texts.iter().map(|t| t.message.ingest_id));
         handled.extend(letters.iter().map(|l| l.ingest_id));
-        let stored =
+        let started = std::time::Instant::now();
+        let written =
             store::write_batch_with_texts(&self.pool, &ready, &ready_texts, &letters, &handled)
-                .await?;
+                .await;
+        self.metrics
+            .batch_write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let stored = written?;
+        let committed = Utc::now();
+        for r in &ready {
+            let waited = (committed - r.envelope.received_at)
+                .to_std()
+                .unwrap_or_default();
+            self.metrics
+                .post_to_row_seconds
+                .observe(waited.as_secs_f64());
+        }
         self.metrics.stored.inc_by(stored as u64);
         self.metrics.texts_stored.inc_by(ready_texts.len() as u64);
         self.metrics.batches.inc();
@@ -223,6 +246,7 @@ impl Handler {
             return Vec::new();
         }
         let stored_at = Utc::now();
+        let traceparent = shared::trace_context::traceparent(&tracing::Span::current());
         stored
             .iter()
             .map(|r| Probe {
@@ -232,6 +256,7 @@ impl Handler {
                 stored_at,
                 attempts: 0,
                 deferrals: 0,
+                traceparent: traceparent.clone(),
             })
             .collect()
     }
@@ -282,7 +307,15 @@ impl Handler {
                 "the database refused the call: {}",
                 failure::refusal(&error)
             );
-            tracing::error!(%detail, "setting the call aside");
+            let ids = CallMessage::from_bytes(payloads[i])
+                .ok()
+                .map(|m| (m.envelope().ingest_id, m.envelope().call.storage_key().uid));
+            tracing::error!(
+                %detail,
+                ingest_id = ids.as_ref().map(|(id, _)| tracing::field::display(id)),
+                uid = ids.as_ref().map(|(_, uid)| tracing::field::display(uid)),
+                "setting the call aside"
+            );
             outcomes[i] = match self
                 .set_aside(
                     payloads[i],
@@ -325,7 +358,7 @@ impl Handler {
                 let mut letter = match CallMessage::from_bytes(call) {
                     Ok(message) => {
                         let key = message.envelope().call.storage_key();
-                        letter_for(&Decoded { message, key }, reason, detail.clone())
+                        letter_for(&message, &key, reason, detail.clone())
                     }
                     Err(_) => match TextMessage::from_bytes(call) {
                         Ok(text) => DecodedText::new(text).letter(reason, detail.clone()),

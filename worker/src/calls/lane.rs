@@ -53,8 +53,13 @@ impl Lane {
                 }
                 return "stopped".into();
             };
+            let queue = self.stream.queue();
+            let metrics = &self.settler.metrics;
             let mut batch = match first {
-                Some(Ok(delivery)) => vec![delivery],
+                Some(Ok(delivery)) => {
+                    metrics.delivered(queue.as_str(), &delivery.properties);
+                    vec![delivery]
+                }
                 Some(Err(e)) => return e.to_string(),
                 None => return "the broker cancelled the consumer".into(),
             };
@@ -65,6 +70,7 @@ impl Lane {
                     _ = tokio::time::sleep_until(deadline) => break,
                     next = self.stream.next() => match next {
                         Some(Ok(delivery)) => {
+                            metrics.delivered(queue.as_str(), &delivery.properties);
                             calls += headers::calls(&delivery.properties);
                             batch.push(delivery);
                         }

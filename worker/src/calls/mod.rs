@@ -89,6 +89,7 @@ impl CallsStage {
             prefetch = batching.prefetch,
             "consuming calls"
         );
+        self.settler.metrics.session_up("calls", true);
 
         let (stop_lanes, lanes_stopped) = watch::channel(false);
         let mut running = JoinSet::new();
@@ -116,6 +117,7 @@ impl CallsStage {
                 }
                 next = dead.next() => match next {
                     Some(Ok(delivery)) => {
+                        self.settler.metrics.delivered(dead.queue().as_str(), &delivery.properties);
                         in_flight.spawn(self.settler.clone().dead(delivery, lanes_stopped.clone()));
                     }
                     Some(Err(e)) => break SessionEnd::Lost(e.to_string()),
@@ -127,6 +129,7 @@ impl CallsStage {
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             }
         };
+        self.settler.metrics.session_up("calls", false);
         // Batches being written are finished (and settled if the channel still lives);
         // whatever is not acked goes back to the queue when the connection closes.
         let _ = stop_lanes.send(true);

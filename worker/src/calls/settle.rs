@@ -10,12 +10,13 @@ use futures_util::future::join_all;
 use futures_util::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
-use shared::broker::headers::{Attempts, SetAside};
+use shared::broker::headers::{self, Attempts, SetAside};
 use shared::broker::{PublishError, Publisher};
 use shared::message;
 use shared::metrics::label;
 use shared::probe_work::{self, Probe, ProbeWork};
 use shared::store::dead_letters::Reason;
+use tracing::Instrument;
 
 use super::handler::{panic_message, Handled, Handler, Outcome};
 use crate::metrics::Metrics;
@@ -39,7 +40,19 @@ pub struct Settler {
 }
 
 impl Settler {
+    /// Settles `batch` in a span continuing the trace of its first call and linked to the
+    /// traces of all of them (see `shared::trace_context`).
     pub(super) async fn batch(&self, batch: Vec<Delivery>) {
+        let span = tracing::info_span!("batch", otel.kind = "consumer", messages = batch.len());
+        let traceparents: Vec<String> = batch
+            .iter()
+            .flat_map(|d| headers::traceparents(&d.properties))
+            .collect();
+        shared::trace_context::continue_from(&span, &traceparents);
+        self.settle_batch(batch).instrument(span).await;
+    }
+
+    async fn settle_batch(&self, batch: Vec<Delivery>) {
         let bodies: Vec<Cow<[u8]>> = batch.iter().map(body).collect();
         let calls: Vec<Vec<&[u8]>> = bodies.iter().map(|b| message::split(b)).collect();
         let payloads: Vec<&[u8]> = calls.iter().flatten().copied().collect();
@@ -122,11 +135,12 @@ impl Settler {
         calls: &[&[u8]],
         outcomes: &[Outcome],
     ) -> Result<bool, lapin::Error> {
-        let unfinished: Vec<(&[u8], &Outcome)> = calls
+        let unfinished: Vec<(usize, &[u8], &Outcome)> = calls
             .iter()
             .zip(outcomes)
-            .filter(|(_, outcome)| **outcome != Outcome::Done)
-            .map(|(call, outcome)| (*call, outcome))
+            .enumerate()
+            .filter(|(_, (_, outcome))| **outcome != Outcome::Done)
+            .map(|(index, (call, outcome))| (index, *call, outcome))
             .collect();
         for outcome in outcomes {
             if let Outcome::Panicked(panic) = outcome {
@@ -139,11 +153,9 @@ impl Settler {
             "some calls of a group did not finish; they go on alone"
         );
         let attempts = Attempts::read(&delivery.properties);
-        let sent = join_all(
-            unfinished
-                .iter()
-                .map(|(call, outcome)| self.send_on_alone(call, outcome, &attempts)),
-        )
+        let sent = join_all(unfinished.iter().map(|(index, call, outcome)| {
+            self.send_on_alone(call, outcome, attempts.of_call(*index, calls.len()))
+        }))
         .await;
         match sent.into_iter().find_map(Result::err) {
             None => delivery.acker.ack(BasicAckOptions::default()).await,
@@ -158,7 +170,7 @@ impl Settler {
         &self,
         call: &[u8],
         outcome: &Outcome,
-        attempts: &Attempts,
+        attempts: Attempts,
     ) -> Result<(), PublishError> {
         if let Outcome::Unrecordable(detail) = outcome {
             return self.publisher.publish_dead(call, set_aside(detail)).await;

@@ -26,6 +26,7 @@ use shared::metrics::label;
 use shared::probe_work::ProbeWork;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::media::{MediaCheck, MediaProber, Probed};
 use crate::metrics::Metrics;
@@ -90,6 +91,7 @@ impl ProbeStage {
             }
         };
         tracing::info!(queue = %self.topology.work_queue, prefetch = self.prefetch, "consuming probe work");
+        self.metrics.session_up("probes", true);
 
         let (finished, to_settle) = mpsc::channel(self.results.batch.max(1) * 4);
         let mut settling = tokio::spawn(self.results.clone().run(to_settle, stop.clone()));
@@ -103,6 +105,7 @@ impl ProbeStage {
                 _ = &mut stopping => break SessionEnd::Stopped,
                 next = stream.next() => match next {
                     Some(Ok(delivery)) => {
+                        self.metrics.delivered(stream.queue().as_str(), &delivery.properties);
                         if let Some(storage) = &self.storage {
                             if storage.backlog.load(Ordering::Relaxed) {
                                 tokio::time::sleep_until(last_start + storage.yield_every).await;
@@ -124,6 +127,7 @@ impl ProbeStage {
                 }
             }
         };
+        self.metrics.session_up("probes", false);
         if channel.status().connected() {
             let cancel = channel.basic_cancel(stream.tag(), BasicCancelOptions::default());
             broker::while_stopping("probe consumer cancel", cancel).await;
@@ -171,27 +175,37 @@ impl ProbeStage {
             let may_defer = probe.deferrals < self.max_deferrals;
             let (prober, finished, ticket) =
                 (self.prober.clone(), finished.clone(), ticket.clone());
+            let span = tracing::info_span!(
+                "probe",
+                integration = %probe.integration_id,
+                uid = %probe.uid,
+                attempts = probe.attempts,
+            );
+            shared::trace_context::continue_from(&span, probe.traceparent.as_slice());
             // Not in a JoinSet: it would keep every ended task until joined.
-            tokio::spawn(async move {
-                let _started = started;
-                let outcome = AssertUnwindSafe(prober.probe(&probe.media_url, may_defer))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| {
-                        tracing::error!("a media probe panicked");
-                        Probed::Found {
-                            status: MediaCheck::crashed(&probe.media_url),
-                            network: None,
-                        }
-                    });
-                let _ = finished
-                    .send(Finished {
-                        probe,
-                        outcome,
-                        ticket,
-                    })
-                    .await;
-            });
+            tokio::spawn(
+                async move {
+                    let _started = started;
+                    let outcome = AssertUnwindSafe(prober.probe(&probe.media_url, may_defer))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| {
+                            tracing::error!("a media probe panicked");
+                            Probed::Found {
+                                status: MediaCheck::crashed(&probe.media_url),
+                                network: None,
+                            }
+                        });
+                    let _ = finished
+                        .send(Finished {
+                            probe,
+                            outcome,
+                            ticket,
+                        })
+                        .await;
+                }
+                .instrument(span),
+            );
         }
     }
 }
