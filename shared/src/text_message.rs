@@ -2,7 +2,8 @@
 //! their retries, dead letters and replays, as `{"version": "1", "kind": "text", ..., "text":
 //! {...}}`. A worker that knows only calls finds no `call` in it and dead-letters it as
 //! undecodable, replayable once a worker that handles texts is deployed, rather than
-//! guessing. Texts never travel in groups: they are a small share of the traffic.
+//! guessing. A gateway groups texts with the calls that arrive beside them, each element
+//! byte for byte the text's own message, as calls are.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
