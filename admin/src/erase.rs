@@ -42,7 +42,7 @@ pub async fn run(args: EraseArgs, pool: &PgPool, settings: &Settings) -> anyhow:
 
 fn listed(c: &Counts) -> String {
     format!(
-        "{} call(s), {} client(s), {} dead letter(s), {} queued note(s)",
-        c.calls, c.clients, c.dead_letters, c.queued_notes
+        "{} call(s), {} text(s), {} client(s), {} dead letter(s), {} queued note(s)",
+        c.calls, c.texts, c.clients, c.dead_letters, c.queued_notes
     )
 }

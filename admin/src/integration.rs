@@ -43,6 +43,14 @@ pub struct SetArgs {
     /// Answer a call's POST with 202 (the default of new integrations).
     #[arg(long, group = "change")]
     answer_202: bool,
+    /// Refuse a call or text of an unknown or inactive operator at once with the real API's
+    /// 422 (for clients that import the binding and post again).
+    #[arg(long, group = "change", conflicts_with = "replay_unknown_operators")]
+    qolio_compatible: bool,
+    /// Set a call or text of an unknown or inactive operator aside and replay it once the
+    /// operator is bound (the default of new integrations).
+    #[arg(long, group = "change")]
+    replay_unknown_operators: bool,
     /// Rename the integration (unique within its organisation).
     #[arg(long, group = "change", value_parser = NonEmptyStringValueParser::new())]
     name: Option<String>,
@@ -60,9 +68,17 @@ impl SetArgs {
         } else {
             None
         };
+        let qolio_compatible = if self.qolio_compatible {
+            Some(true)
+        } else if self.replay_unknown_operators {
+            Some(false)
+        } else {
+            None
+        };
         Changes {
             name: self.name.clone(),
             success_status,
+            qolio_compatible,
         }
     }
 }
@@ -118,6 +134,14 @@ fn print_one(i: &IntegrationInfo, base: &str, json: bool) -> anyhow::Result<()> 
         ),
         ("url", integrations::url(base, i.id)),
         ("success status", i.success_status.to_string()),
+        (
+            "unknown operator",
+            if i.qolio_compatible {
+                "422 at once (Qolio-compatible)".to_owned()
+            } else {
+                "set aside, replayed once bound".to_owned()
+            },
+        ),
         ("created", time(i.created_at)),
         ("token rotated", time(i.token_rotated_at)),
         (

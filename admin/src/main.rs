@@ -64,6 +64,11 @@ enum Command {
         /// integration set --answer-200` switches an existing one). Also --respond-200.
         #[arg(long = "answer-200", alias = "respond-200")]
         respond_200: bool,
+        /// Refuse a call or text of an unknown or inactive operator at once with the real
+        /// API's 422, instead of setting it aside to replay once the operator is bound (`admin
+        /// integration set --qolio-compatible` switches an existing one).
+        #[arg(long)]
+        qolio_compatible: bool,
     },
     /// Replace an integration's token; the old one stops working within auth.cache_ttl_secs.
     RotateToken {
@@ -121,8 +126,8 @@ enum Command {
         #[command(subcommand)]
         action: retention::Action,
     },
-    /// Erase an organisation's data, or one of its clients', on request: calls, clients, dead
-    /// letters. Prints the counts first; --dry-run stops there.
+    /// Erase an organisation's data, or one of its clients', on request: calls, texts,
+    /// clients, dead letters. Prints the counts first; --dry-run stops there.
     Erase(erase::EraseArgs),
     /// Create (or reuse) a demo organisation, department, integration and an active operator
     /// bound as operator@email.com; print shell exports for the integration URL and a fresh token.
@@ -182,9 +187,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             organisation,
             name,
             respond_200,
+            qolio_compatible,
         } => {
             let status = if respond_200 { 200 } else { 202 };
             let created = accounts::create_integration(&pool, organisation, &name, status).await?;
+            if qolio_compatible {
+                let changes = integrations::Changes {
+                    qolio_compatible: Some(true),
+                    ..Default::default()
+                };
+                integrations::update(&pool, created.id, &changes).await?;
+            }
             println!("integration id:    {}", created.id);
             println!("integration URL:   {}", url(created.id));
             println!("integration token: {}", created.token);

@@ -4,6 +4,7 @@
 
 mod bodies;
 mod chaos;
+mod chats;
 mod cpu;
 mod fixture;
 mod http1;

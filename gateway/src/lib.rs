@@ -6,6 +6,7 @@ pub mod database_circuit;
 pub mod grouping;
 pub mod http;
 pub mod metrics;
+pub mod operator_check;
 pub mod queued;
 pub mod rate_limit;
 pub mod startup;

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub published: Counter,
     pub messages: Counter,
     pub replayed: Counter,
+    pub texts_published: Counter,
+    pub operator_refusals: Counter,
 }
 
 /// From a cached 401 (tens of microseconds) to past the default http.request_timeout_ms,
@@ -42,6 +44,8 @@ impl Metrics {
         let published = Counter::default();
         let messages = Counter::default();
         let replayed = Counter::default();
+        let texts_published = Counter::default();
+        let operator_refusals = Counter::default();
         let mut registry = Registry::with_prefix("callq_gateway");
         let request_seconds: HistogramFamily<Labels2> =
             HistogramFamily::new_with_constructor(request_buckets);
@@ -79,6 +83,17 @@ impl Metrics {
             "Dead letters replayed through the admin API",
             replayed.clone(),
         );
+        registry.register(
+            "texts_published",
+            "Text communications (chats, tickets, emails) the broker confirmed",
+            texts_published.clone(),
+        );
+        registry.register(
+            "operator_refusals",
+            "Calls and texts a Qolio-compatible integration refused (422) for an unknown or \
+             inactive operator",
+            operator_refusals.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             publisher,
@@ -89,6 +104,8 @@ impl Metrics {
             published,
             messages,
             replayed,
+            texts_published,
+            operator_refusals,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::connection::{self, Timeouts};
 use crate::database_circuit::DatabaseCircuit;
 use crate::grouping::GroupPublisher;
 use crate::metrics::Metrics;
+use crate::operator_check::OperatorCheck;
 use crate::queued::QueuedNotes;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
@@ -67,6 +68,7 @@ impl Application {
                 .then(|| QueuedNotes::spawn(pool.clone())),
             integrations: cache::integrations(&settings.auth, database.clone()),
             field_definitions: cache::field_definitions(&settings.auth, database.clone()),
+            operators: OperatorCheck::new(&settings.auth, database.clone()),
             database,
             rate_limiter: RateLimiter::new(
                 settings.http.rate_limit_per_sec,

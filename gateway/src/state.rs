@@ -8,6 +8,7 @@ use crate::cache::{FieldDefinitions, Integrations};
 use crate::database_circuit::DatabaseCircuit;
 use crate::grouping::GroupPublisher;
 use crate::metrics::Metrics;
+use crate::operator_check::OperatorCheck;
 use crate::queued::QueuedNotes;
 use crate::rate_limit::RateLimiter;
 
@@ -26,5 +27,7 @@ pub struct AppState {
     /// Shared by both caches and the registration of new field keys: one database.
     pub database: DatabaseCircuit,
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Asked only for Qolio-compatible integrations.
+    pub operators: OperatorCheck,
     pub metrics: Metrics,
 }

@@ -151,6 +151,7 @@ pub struct MediaSettings {
 pub struct Limits {
     pub max_errors: usize,
     pub max_phrases: usize,
+    pub max_text_parts: usize,
     pub max_custom_fields: usize,
     pub max_key_chars: usize,
     pub max_text_chars: usize,

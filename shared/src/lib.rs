@@ -11,5 +11,6 @@ pub mod port_ranges;
 pub mod probe_work;
 pub mod store;
 pub mod telemetry;
+pub mod text_message;
 pub mod token;
 pub mod trace_context;

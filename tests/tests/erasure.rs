@@ -76,13 +76,15 @@ async fn a_client_then_its_organisation_are_erased_and_nobody_else() {
     );
     assert_eq!(
         said,
-        "found 1 call(s), 1 client(s), 1 dead letter(s), 0 queued note(s)\n"
+        "found 1 call(s), 0 text(s), 1 client(s), 1 dead letter(s), 0 queued note(s)\n"
     );
     assert_eq!(rows(&env, CALLS, a.organisation_id).await, ["a-c1", "a-c2"]);
 
     let said = erase(&env, &["--organisation", &org, "--client", "c1"]);
     assert!(
-        said.ends_with("erased 1 call(s), 1 client(s), 1 dead letter(s), 0 queued note(s)\n"),
+        said.ends_with(
+            "erased 1 call(s), 0 text(s), 1 client(s), 1 dead letter(s), 0 queued note(s)\n"
+        ),
         "{said}"
     );
     assert_eq!(rows(&env, CALLS, a.organisation_id).await, ["a-c2"]);
@@ -94,7 +96,7 @@ async fn a_client_then_its_organisation_are_erased_and_nobody_else() {
 
     let said = erase(&env, &["--organisation", &org, "--dry-run"]);
     assert!(
-        said.starts_with("found 1 call(s), 1 client(s), 1 dead letter(s)"),
+        said.starts_with("found 1 call(s), 0 text(s), 1 client(s), 1 dead letter(s)"),
         "{said}"
     );
     erase(&env, &["--organisation", &org]);
@@ -138,7 +140,9 @@ async fn a_kept_message_that_is_not_json_is_erased_with_its_organisation() {
     let org = a.organisation_id.to_string();
     let said = erase(&env, &["--organisation", &org, "--client", "c1"]);
     assert!(
-        said.ends_with("erased 0 call(s), 0 client(s), 1 dead letter(s), 0 queued note(s)\n"),
+        said.ends_with(
+            "erased 0 call(s), 0 text(s), 0 client(s), 1 dead letter(s), 0 queued note(s)\n"
+        ),
         "{said}"
     );
     let left: Vec<String> = sqlx::query_scalar("SELECT detail FROM dead_letters")

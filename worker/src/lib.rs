@@ -14,5 +14,6 @@ pub mod probes;
 pub mod retry;
 pub mod session;
 pub mod startup;
+pub mod texts;
 
 pub use startup::Worker;

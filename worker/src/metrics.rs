@@ -36,6 +36,7 @@ pub struct Metrics {
     pub batch_write_seconds: Histogram,
     pub post_to_row_seconds: Histogram,
     pub stored: Counter,
+    pub texts_stored: Counter,
     pub batches: Counter,
     pub failed_batches: Counter,
     pub dead_lettered: LabeledCounter,
@@ -75,6 +76,7 @@ impl Metrics {
             // retry of the default broker.retry_delays_ms (hours), doubling each bucket.
             post_to_row_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 22)),
             stored: Counter::default(),
+            texts_stored: Counter::default(),
             batches: Counter::default(),
             failed_batches: Counter::default(),
             dead_lettered: LabeledCounter::default(),
@@ -110,6 +112,11 @@ impl Metrics {
             "calls_stored",
             "Calls committed to Postgres",
             m.stored.clone(),
+        );
+        registry.register(
+            "texts_stored",
+            "Text communications (chats, tickets, emails) committed to Postgres",
+            m.texts_stored.clone(),
         );
         registry.register(
             "batches",

@@ -2,10 +2,11 @@
 //! gateway alone (leaving a backlog), a worker storing and probing that backlog, gateway and
 //! worker together (all recordings on a fast host, then a share on bad hosts), and a second
 //! backlog stored by a worker without the probe stage, whose probe work a worker with only
-//! the probe stage then takes.
+//! the probe stage then takes; and calls and chats posted together (`mixed.rs`).
 
 mod drain;
 mod end_to_end;
+mod mixed;
 mod rows;
 mod watch;
 
@@ -244,6 +245,25 @@ pub async fn run(
         cpu_by_group: bad_cpu.by_group(services),
     };
 
+    progress(n, "calls and chats together");
+    fixture.truncate_calls().await?;
+    let (mixed_calls, _) = bodies::generate(n, &spec("mix", 6));
+    let chats = crate::chats::generate((n / 4).max(1), &operators, "chat", 7);
+    let chat_target = Arc::new(Target {
+        addr,
+        path: format!("/api/v1/integrations/{}/text", fixture.integration_id),
+        token: fixture.token.clone(),
+    });
+    let mixed = mixed::run(
+        fixture,
+        worker_addr,
+        (target.clone(), mixed_calls),
+        (chat_target, chats),
+        concurrency,
+        &both,
+    )
+    .await?;
+
     let worker_peak = drain.worker.stop().await?;
     // The bad hosts' retries and deferrals wait in the probe queues: not the next phases'.
     fixture.delete_probe_queues().await?;
@@ -320,6 +340,7 @@ pub async fn run(
         worker: worker_report,
         end_to_end,
         bad_hosts,
+        mixed,
         storage_alone,
         probe_stage_alone,
         rss: Rss {

@@ -59,6 +59,7 @@ pub struct SizeReport {
     pub worker: Worker,
     pub end_to_end: EndToEnd,
     pub bad_hosts: BadHosts,
+    pub mixed: Mixed,
     pub storage_alone: StorageAlone,
     pub probe_stage_alone: ProbeStageAlone,
     pub rss: Rss,
@@ -172,6 +173,21 @@ pub struct EndToEnd {
     pub gateway_cpu: Usage,
     pub worker_cpu: Usage,
     pub cpu_by_group: Vec<GroupUsage>,
+}
+
+/// Calls and chats posted together to one gateway and stored by one worker: a quarter of
+/// the connections post chats (a chat for every four calls), the rest calls.
+#[derive(Debug, Serialize)]
+pub struct Mixed {
+    /// Accepted over the time from the first POST to the last call or chat stored.
+    pub calls: Rate,
+    pub chats: Rate,
+    pub chat_parts_stored: i64,
+    pub call_errors: BTreeMap<String, usize>,
+    pub chat_errors: BTreeMap<String, usize>,
+    pub call_latency: Summary,
+    pub chat_latency: Summary,
+    pub dead_letters: i64,
 }
 
 /// End to end again with fresh `uid`s and a share of the recordings on bad hosts: one that

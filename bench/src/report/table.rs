@@ -137,6 +137,34 @@ pub fn table(s: &SizeReport) -> String {
     }
     t.by_group("end to end", &e.cpu_by_group);
 
+    let m = &s.mixed;
+    t.figure(
+        "mixed: calls + chats stored",
+        format!(
+            "{} + {} ({} parts)",
+            per_sec(m.calls.per_sec),
+            per_sec(m.chats.per_sec),
+            m.chat_parts_stored
+        ),
+    );
+    t.row(
+        "mixed: POST latency p50 / p99, calls | chats",
+        format!(
+            "{:.1} / {:.1} | {:.1} / {:.1} ms",
+            m.call_latency.p50_ms,
+            m.call_latency.p99_ms,
+            m.chat_latency.p50_ms,
+            m.chat_latency.p99_ms
+        ),
+        format!(
+            "errors: {} | {}; dead letters: {}",
+            errors(&m.call_errors),
+            errors(&m.chat_errors),
+            m.dead_letters
+        ),
+        String::new(),
+    );
+
     let h = &s.bad_hosts;
     let hosts: Vec<String> = h
         .hosts

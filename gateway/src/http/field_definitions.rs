@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use shared::contract::{parse_call, Body, FieldErrors, ParsedCall};
+use shared::contract::{parse_call, Body, FieldErrors};
 use shared::domain::{Call, FieldType};
 use shared::message::UnregisteredFields;
 use shared::store::availability;
@@ -34,33 +34,41 @@ pub async fn parse_with_definitions(
     body: &Body<'_>,
 ) -> Result<Accepted, ApiError> {
     let limits = &app.settings.limits;
+    let (call, unregistered) = accept(app, organisation_id, |defs| {
+        parse_call(body, defs, limits).map(|p| (p.call, p.new_fields))
+    })
+    .await?;
+    Ok(Accepted { call, unregistered })
+}
+
+/// A body read by `parse` (a call's or a text's reader) against the definitions, first-seen
+/// keys registered as above; with the keys left for the worker when Postgres is away.
+pub async fn accept<T>(
+    app: &AppState,
+    organisation_id: Uuid,
+    parse: impl Fn(&HashMap<String, FieldType>) -> Result<(T, Vec<(String, FieldType)>), FieldErrors>,
+) -> Result<(T, UnregisteredFields), ApiError> {
+    let limits = &app.settings.limits;
     let definitions = field_definitions(app, organisation_id).await?;
-    let parsed = parse_call(body, definitions.as_ref(), limits).map_err(ApiError::Invalid)?;
-    if parsed.new_fields.is_empty() {
-        return Ok(Accepted {
-            call: parsed.call,
-            unregistered: UnregisteredFields::new(),
-        });
+    let (parsed, new_fields) = parse(definitions.as_ref()).map_err(ApiError::Invalid)?;
+    if new_fields.is_empty() {
+        return Ok((parsed, UnregisteredFields::new()));
     }
-    let registration = match register(app, organisation_id, &parsed.new_fields).await {
+    let registration = match register(app, organisation_id, &new_fields).await {
         Ok(registration) => registration,
         Err(Unregistered::Unavailable(why)) => {
             tracing::warn!(
                 %why,
-                keys = parsed.new_fields.len(),
-                "database unavailable; the worker will register the call's new field keys"
+                keys = new_fields.len(),
+                "database unavailable; the worker will register the new field keys"
             );
-            let ParsedCall { call, new_fields } = parsed;
-            return Ok(Accepted {
-                call,
-                unregistered: new_fields.into_iter().collect(),
-            });
+            return Ok((parsed, new_fields.into_iter().collect()));
         }
         Err(Unregistered::Failed(e)) => return Err(e.into()),
     };
     if let Registration::Full { defined, max } = registration {
         let mut errors = FieldErrors::with_cap(limits.max_errors);
-        for (key, _) in &parsed.new_fields {
+        for (key, _) in &new_fields {
             errors.push(
                 &["custom_fields", key],
                 format!(
@@ -74,13 +82,8 @@ pub async fn parse_with_definitions(
     }
     app.field_definitions.invalidate(&organisation_id).await;
     let definitions = field_definitions(app, organisation_id).await?;
-    let call = parse_call(body, definitions.as_ref(), limits)
-        .map_err(ApiError::Invalid)?
-        .call;
-    Ok(Accepted {
-        call,
-        unregistered: UnregisteredFields::new(),
-    })
+    let (parsed, _) = parse(definitions.as_ref()).map_err(ApiError::Invalid)?;
+    Ok((parsed, UnregisteredFields::new()))
 }
 
 enum Unregistered {

@@ -168,6 +168,7 @@ struct PatchData {
 struct PatchAttributes {
     name: Option<String>,
     success_status: Option<u16>,
+    qolio_compatible: Option<bool>,
 }
 
 fn parse_changes(body: &[u8]) -> Result<Changes, ApiError> {
@@ -175,7 +176,7 @@ fn parse_changes(body: &[u8]) -> Result<Changes, ApiError> {
         invalid(
             "",
             format!(
-                "must be {{\"data\": {{\"attributes\": {{\"success_status\"?: 200 or 202, \"name\"?: string}}}}}} ({e})"
+                "must be {{\"data\": {{\"attributes\": {{\"success_status\"?: 200 or 202, \"name\"?: string, \"qolio_compatible\"?: boolean}}}}}} ({e})"
             ),
         )
     })?;
@@ -200,11 +201,14 @@ fn parse_changes(body: &[u8]) -> Result<Changes, ApiError> {
     let changes = Changes {
         name,
         success_status,
+        qolio_compatible: attributes.qolio_compatible,
     };
     if changes.is_empty() {
         return Err(invalid(
             "",
-            "has nothing to change: give success_status (200 or 202), name, or both".into(),
+            "has nothing to change: give success_status (200 or 202), name, qolio_compatible \
+             (true or false), or several"
+                .into(),
         ));
     }
     Ok(changes)

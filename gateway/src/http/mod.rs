@@ -13,7 +13,9 @@ pub mod integrations;
 pub mod load_shed;
 pub mod media;
 pub mod openapi;
+pub mod operator_refusal;
 pub mod phone_calls;
+pub mod text;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
@@ -40,7 +42,11 @@ pub fn routers(app: AppState) -> (Router, Option<Router>) {
         ))
     };
     let public = Router::new()
-        .merge(shed(phone_calls::router(app.metrics.clone())))
+        .merge(shed(
+            Router::new()
+                .merge(phone_calls::router(app.metrics.clone()))
+                .merge(text::router()),
+        ))
         .merge(health::router())
         .merge(openapi::router(openapi::document(&app.settings)))
         .merge(docs::router());

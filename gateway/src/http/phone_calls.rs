@@ -23,6 +23,7 @@ use super::error::ApiError;
 use super::field_definitions::{parse_with_definitions, Accepted};
 use super::openapi::answers::{CallDocument, ErrorDocument, Unavailable};
 use super::openapi::call_schema::PhoneCall;
+use super::operator_refusal::refuse_unknown_operator;
 use crate::metrics::Metrics;
 use crate::queued::QueuedNote;
 use crate::state::AppState;
@@ -91,6 +92,7 @@ async fn create(
     })?;
     let Accepted { call, unregistered } =
         parse_with_definitions(&app, integration.organisation_id, &body).await?;
+    refuse_unknown_operator(&app, &integration, call.operator_id.as_str()).await?;
     let key = call.storage_key();
     tracing::Span::current().record("uid", key.uid.as_str());
 
@@ -168,7 +170,7 @@ struct QueuedAttributes {
 
 /// The body of what says it is JSON: 415 for other types, 413 over the limit (axum's body
 /// limit reports it here).
-fn read_json(
+pub(super) fn read_json(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     limit: usize,

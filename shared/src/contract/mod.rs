@@ -5,6 +5,7 @@
 //! refused here, and [`Limits`] bound what one call may hold.
 
 mod client;
+mod communication;
 mod custom_fields;
 mod errors;
 mod text;
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 
 use serde_json_borrow::{ObjectAsVec, Value};
 
+pub use self::communication::{parse_text, ParsedText};
 pub use self::errors::{FieldError, FieldErrors};
 use self::text::{read_id, read_text};
 pub use crate::config::Limits;
@@ -196,5 +198,7 @@ impl Fields<'_> {
     }
 }
 
+#[cfg(test)]
+mod communication_tests;
 #[cfg(test)]
 mod tests;

@@ -215,6 +215,7 @@ fn a_nul_character_is_refused_wherever_it_is() {
 fn limits_refuse_oversized_parts_at_once() {
     let limits = Limits {
         max_phrases: 2,
+        max_text_parts: 2,
         max_custom_fields: 2,
         max_key_chars: 3,
         max_text_chars: 4,

@@ -1,6 +1,7 @@
 //! What a call is, in types that cannot hold an invalid one.
 
 pub mod call;
+pub mod communication;
 pub mod custom_fields;
 pub mod media_status;
 pub mod text;
@@ -8,6 +9,7 @@ pub mod time;
 pub mod wire_time;
 
 pub use call::{Call, CallKey, Client, Direction, MediaUrl, Phrase, Role, Seconds};
+pub use communication::{Author, TextCommunication, TextPart};
 pub use custom_fields::{CustomFields, CustomValue, FieldType};
 pub use media_status::MediaStatus;
 pub use text::ExternalId;

@@ -24,6 +24,9 @@ pub struct IntegrationAuth {
     pub organisation_id: Uuid,
     pub token_hash: Vec<u8>,
     pub success_status: i16,
+    /// Refuse a call or text of an unknown or inactive operator at once, as the real API
+    /// does, instead of setting it aside to replay.
+    pub qolio_compatible: bool,
 }
 
 /// A new integration: the token is here once and never again.
@@ -123,7 +126,8 @@ pub async fn integration_auth(
     integration_id: Uuid,
 ) -> Result<Option<IntegrationAuth>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, organisation_id, token_hash, success_status FROM integrations WHERE id = $1",
+        "SELECT id, organisation_id, token_hash, success_status, qolio_compatible
+         FROM integrations WHERE id = $1",
     )
     .bind(integration_id)
     .fetch_optional(pool)

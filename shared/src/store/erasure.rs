@@ -1,5 +1,6 @@
 //! Erasing an organisation's or one client's data on request: their stored calls (with their
-//! keys), their clients, the dead letters whose kept message holds their data (whatever its
+//! keys), their text communications (with their parts; a client's are those of its
+//! `client_id`), their clients, the dead letters whose kept message holds their data (whatever its
 //! encoding), and, for an organisation, its calls' queued notes. Counted first for a dry
 //! run. Calls still in the queues, or sent later, are stored again: stop the sender (rotate
 //! the integration's token) before erasing an organisation.
@@ -25,6 +26,7 @@ pub enum Subject {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     pub calls: u64,
+    pub texts: u64,
     pub clients: u64,
     pub dead_letters: u64,
     pub queued_notes: u64,
@@ -98,8 +100,15 @@ pub async fn count(pool: &PgPool, subject: &Subject) -> Result<Counts, sqlx::Err
             .await?
         }
     };
+    let (sql, external_id) = texts_of(subject);
+    let texts: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM ({sql}) t"))
+        .bind(subject_organisation(subject))
+        .bind(external_id)
+        .fetch_one(pool)
+        .await?;
     Ok(Counts {
         calls: calls.unsigned_abs(),
+        texts: texts.unsigned_abs(),
         clients: clients.unsigned_abs(),
         dead_letters: dead_letters.unsigned_abs(),
         queued_notes: queued_notes.unsigned_abs(),
@@ -179,6 +188,25 @@ pub async fn erase(
         }
     }
 
+    let (sql, external_id) = texts_of(subject);
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!(
+        "DELETE FROM text_parts WHERE communication_id IN ({sql})"
+    ))
+    .bind(subject_organisation(subject))
+    .bind(external_id.clone())
+    .execute(&mut *tx)
+    .await?;
+    erased.texts = sqlx::query(&format!(
+        "DELETE FROM text_communications WHERE id IN ({sql})"
+    ))
+    .bind(subject_organisation(subject))
+    .bind(external_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+
     let mut q = QueryBuilder::new("DELETE FROM dead_letters");
     push_dead_letters_where(&mut q, subject);
     erased.dead_letters = q.build().execute(pool).await?.rows_affected();
@@ -202,4 +230,24 @@ pub async fn erase(
     erased.clients = clients.execute(&mut *tx).await?.rows_affected();
     tx.commit().await?;
     Ok(erased)
+}
+
+/// The ids of the subject's text communications, as a query on $1 (organisation) and $2
+/// (the client's external id, or null for the whole organisation).
+fn texts_of(subject: &Subject) -> (&'static str, Option<String>) {
+    let sql = "SELECT id FROM text_communications
+               WHERE organisation_id = $1 AND ($2::text IS NULL OR client_id = $2)";
+    match subject {
+        Subject::Organisation(_) => (sql, None),
+        Subject::Client { external_id, .. } => (sql, Some(external_id.clone())),
+    }
+}
+
+fn subject_organisation(subject: &Subject) -> Uuid {
+    match subject {
+        Subject::Organisation(o)
+        | Subject::Client {
+            organisation: o, ..
+        } => *o,
+    }
 }

@@ -52,6 +52,9 @@ pub struct IntegrationInfo {
     pub organisation: String,
     pub name: String,
     pub success_status: i16,
+    /// Refuses a call or text of an unknown or inactive operator at once with the real API's
+    /// 422, instead of setting it aside to replay once the operator is bound.
+    pub qolio_compatible: bool,
     pub created_at: DateTime<Utc>,
     pub token_rotated_at: DateTime<Utc>,
     pub active_bindings: i64,
@@ -63,17 +66,18 @@ pub struct IntegrationInfo {
 pub struct Changes {
     pub name: Option<String>,
     pub success_status: Option<SuccessStatus>,
+    pub qolio_compatible: Option<bool>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.success_status.is_none()
+        self.name.is_none() && self.success_status.is_none() && self.qolio_compatible.is_none()
     }
 }
 
 const SELECT: &str = "
     SELECT i.id, i.organisation_id, o.name AS organisation, i.name, i.success_status,
-           i.created_at, i.token_rotated_at,
+           i.qolio_compatible, i.created_at, i.token_rotated_at,
            count(b.*) FILTER (WHERE b.active) AS active_bindings,
            count(b.*) FILTER (WHERE NOT b.active) AS inactive_bindings
     FROM integrations i
@@ -101,7 +105,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<IntegrationInfo>, sql
         .await
 }
 
-/// Gateways read the success status through their auth cache, so a change answers there
+/// Gateways read the success status and the Qolio-compatible switch through their auth cache, so a change answers there
 /// within `auth.cache_ttl_secs` (a gateway that cannot reach Postgres meanwhile keeps the
 /// old one until it can, at most `auth.stale_max_secs`).
 pub async fn update(
@@ -111,12 +115,14 @@ pub async fn update(
 ) -> Result<IntegrationInfo, AccountError> {
     let updated = sqlx::query(
         "UPDATE integrations SET name = COALESCE($2, name),
-                                 success_status = COALESCE($3, success_status)
+                                 success_status = COALESCE($3, success_status),
+                                 qolio_compatible = COALESCE($4, qolio_compatible)
          WHERE id = $1",
     )
     .bind(id)
     .bind(changes.name.as_deref())
     .bind(changes.success_status.map(|s| s.code() as i16))
+    .bind(changes.qolio_compatible)
     .execute(pool)
     .await
     .map_err(|e| match &e {

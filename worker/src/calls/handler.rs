@@ -13,15 +13,18 @@ use shared::message::{self, CallMessage};
 use shared::metrics::label;
 use shared::probe_work::Probe;
 use shared::store::dead_letters::{NewDeadLetter, Reason};
+use shared::text_message::TextMessage;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::letters::{letter_for, undecodable_letter};
+use super::letters::{attribute, letter_for, undecodable_letter};
 use super::registration::{self, Refusal};
 use super::store::{self, Ready};
 use crate::failure::{self, Failure};
 use crate::metrics::Metrics;
-use crate::operators::{OperatorKey, Operators, Resolution};
+use crate::operators::{OperatorKey, Operators};
+use crate::texts::store::ReadyText;
+use crate::texts::DecodedText;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -58,7 +61,13 @@ pub struct Handler {
     pub max_field_definitions: usize,
 }
 
-/// A message of the batch that decoded.
+/// What a payload holds.
+enum Payload {
+    Call(CallMessage),
+    Text(TextMessage),
+}
+
+/// A call of the batch that decoded.
 struct Decoded {
     message: CallMessage,
     key: CallKey,
@@ -71,18 +80,20 @@ impl Handler {
             let mut outcomes = vec![Outcome::Done; payloads.len()];
             let mut letters = Vec::new();
             let mut decoded = Vec::with_capacity(payloads.len());
+            let mut texts = Vec::new();
             for (index, payload) in payloads.iter().enumerate() {
                 match catch_unwind(AssertUnwindSafe(|| self.decode(payload))) {
                     Err(panic) => outcomes[index] = Outcome::Panicked(panic_message(&*panic)),
                     Ok(Err(letter)) => letters.push(*letter),
-                    Ok(Ok(message)) => {
+                    Ok(Ok(Payload::Call(message))) => {
                         let key = message.envelope().call.storage_key();
                         decoded.push(Decoded { message, key });
                     }
+                    Ok(Ok(Payload::Text(message))) => texts.push(DecodedText::new(message)),
                 }
             }
             let written = match self.register_fields(decoded, &mut letters).await {
-                Ok(decoded) => self.write(&decoded, letters).await,
+                Ok(decoded) => self.write(&decoded, &texts, letters).await,
                 Err(error) => Err(error),
             };
             match written {
@@ -93,18 +104,25 @@ impl Handler {
         .boxed()
     }
 
-    fn decode(&self, payload: &[u8]) -> Result<CallMessage, Box<NewDeadLetter>> {
-        let message = CallMessage::from_bytes(payload).map_err(|error| {
-            tracing::warn!(%error, "undecodable message");
-            Box::new(undecodable_letter(
-                payload,
-                format!("cannot decode the message (unknown version or corrupt): {error}"),
-            ))
-        })?;
+    /// A call, or else a text (few: they pay for the call's attempt first).
+    fn decode(&self, payload: &[u8]) -> Result<Payload, Box<NewDeadLetter>> {
+        let message = match CallMessage::from_bytes(payload) {
+            Ok(message) => message,
+            Err(error) => {
+                if let Ok(text) = TextMessage::from_bytes(payload) {
+                    return Ok(Payload::Text(text));
+                }
+                tracing::warn!(%error, "undecodable message");
+                return Err(Box::new(undecodable_letter(
+                    payload,
+                    format!("cannot decode the message (unknown version or corrupt): {error}"),
+                )));
+            }
+        };
         if let Some(inspect) = &self.inspector {
             inspect(&message);
         }
-        Ok(message)
+        Ok(Payload::Call(message))
     }
 
     /// Registers the custom field keys gateways could not (see `registration.rs`); the calls
@@ -147,9 +165,10 @@ impl Handler {
     async fn write(
         &self,
         decoded: &[Decoded],
+        texts: &[DecodedText],
         mut letters: Vec<NewDeadLetter>,
     ) -> Result<Vec<Probe>, sqlx::Error> {
-        let keys: Vec<OperatorKey> = decoded
+        let mut keys: Vec<OperatorKey> = decoded
             .iter()
             .map(|d| {
                 let envelope = d.message.envelope();
@@ -159,24 +178,26 @@ impl Handler {
                 )
             })
             .collect();
+        keys.extend(texts.iter().map(|t| {
+            let m = &t.message;
+            (m.integration_id, m.text.operator_id.as_str().to_owned())
+        }));
         let resolved = self.operators.resolve(&keys).await?;
+        let (call_keys, text_keys) = keys.split_at(decoded.len());
         let mut attributed = Vec::with_capacity(decoded.len());
-        for (d, key) in decoded.iter().zip(&keys) {
-            let operator_id = key.1.as_str();
-            match resolved.get(key).copied().unwrap_or(Resolution::NotFound) {
-                Resolution::Active(operator) => attributed.push((d, operator)),
-                Resolution::Inactive => letters.push(letter_for(
-                    &d.message,
-                    &d.key,
-                    Reason::OperatorInactive,
-                    format!("operator_id {operator_id:?} is bound to an inactive user or binding"),
-                )),
-                Resolution::NotFound => letters.push(letter_for(
-                    &d.message,
-                    &d.key,
-                    Reason::OperatorNotFound,
-                    format!("no operator bound to operator_id {operator_id:?} in this integration"),
-                )),
+        for (d, key) in decoded.iter().zip(call_keys) {
+            match attribute(&resolved, key) {
+                Ok(operator) => attributed.push((d, operator)),
+                Err((reason, detail)) => {
+                    letters.push(letter_for(&d.message, &d.key, reason, detail))
+                }
+            }
+        }
+        let mut ready_texts = Vec::with_capacity(texts.len());
+        for (text, key) in texts.iter().zip(text_keys) {
+            match attribute(&resolved, key) {
+                Ok(operator) => ready_texts.push(ReadyText { text, operator }),
+                Err((reason, detail)) => letters.push(text.letter(reason, detail)),
             }
         }
         let ready: Vec<Ready> = attributed
@@ -191,9 +212,12 @@ impl Handler {
             .iter()
             .map(|d| d.message.envelope().ingest_id)
             .collect();
+        handled.extend(texts.iter().map(|t| t.message.ingest_id));
         handled.extend(letters.iter().map(|l| l.ingest_id));
         let started = std::time::Instant::now();
-        let written = store::write_batch(&self.pool, &ready, &letters, &handled).await;
+        let written =
+            store::write_batch_with_texts(&self.pool, &ready, &ready_texts, &letters, &handled)
+                .await;
         self.metrics
             .batch_write_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -208,6 +232,7 @@ impl Handler {
                 .observe(waited.as_secs_f64());
         }
         self.metrics.stored.inc_by(stored as u64);
+        self.metrics.texts_stored.inc_by(ready_texts.len() as u64);
         self.metrics.batches.inc();
         for letter in &letters {
             self.count_dead_letter(letter);
@@ -335,7 +360,10 @@ impl Handler {
                         let key = message.envelope().call.storage_key();
                         letter_for(&message, &key, reason, detail.clone())
                     }
-                    Err(_) => undecodable_letter(call, detail.clone()),
+                    Err(_) => match TextMessage::from_bytes(call) {
+                        Ok(text) => DecodedText::new(text).letter(reason, detail.clone()),
+                        Err(_) => undecodable_letter(call, detail.clone()),
+                    },
                 };
                 letter.reason = reason;
                 letter.attempts = attempts;

@@ -1,10 +1,14 @@
 //! Dead letters made from messages: a call's, keyed by its ingest id, or an undecodable
-//! message's, keyed by its content.
+//! message's, keyed by its content; and why a call's or text's operator sets it aside.
+
+use std::collections::HashMap;
 
 use shared::domain::CallKey;
 use shared::message::CallMessage;
 use shared::store::dead_letters::{Encoding, NewDeadLetter, Reason};
 use uuid::Uuid;
+
+use crate::operators::{Operator, OperatorKey, Resolution};
 
 pub fn letter_for(
     message: &CallMessage,
@@ -45,5 +49,24 @@ pub fn undecodable_letter(payload: &[u8], detail: String) -> NewDeadLetter {
         keep_as: Encoding::Json,
         attempts: 1,
         first_failed_at: None,
+    }
+}
+
+/// The operator of `key`, or why the message is set aside.
+pub fn attribute(
+    resolved: &HashMap<OperatorKey, Resolution>,
+    key: &OperatorKey,
+) -> Result<Operator, (Reason, String)> {
+    let operator_id = key.1.as_str();
+    match resolved.get(key).copied().unwrap_or(Resolution::NotFound) {
+        Resolution::Active(operator) => Ok(operator),
+        Resolution::Inactive => Err((
+            Reason::OperatorInactive,
+            format!("operator_id {operator_id:?} is bound to an inactive user or binding"),
+        )),
+        Resolution::NotFound => Err((
+            Reason::OperatorNotFound,
+            format!("no operator bound to operator_id {operator_id:?} in this integration"),
+        )),
     }
 }

@@ -17,6 +17,7 @@ use sqlx::{Encode, PgConnection, PgPool, Postgres, Type};
 use uuid::Uuid;
 
 use crate::operators::Operator;
+use crate::texts::store::{upsert_texts, ReadyText};
 
 /// A call ready to be written: decoded and attributed.
 pub struct Ready<'a> {
@@ -37,6 +38,17 @@ pub async fn write_batch(
     letters: &[NewDeadLetter],
     handled: &[Uuid],
 ) -> Result<usize, sqlx::Error> {
+    write_batch_with_texts(pool, ready, &[], letters, handled).await
+}
+
+/// `write_batch`, with the batch's text communications in the same transaction.
+pub async fn write_batch_with_texts(
+    pool: &PgPool,
+    ready: &[Ready<'_>],
+    texts: &[ReadyText<'_>],
+    letters: &[NewDeadLetter],
+    handled: &[Uuid],
+) -> Result<usize, sqlx::Error> {
     let calls = newest_per_call(ready);
     // Before the transaction and outside it: clients recur across calls, and concurrent
     // batches would otherwise queue behind each other's locks on them until commit. An
@@ -48,6 +60,9 @@ pub async fn write_batch(
     }
     if !calls.is_empty() {
         upsert_calls(&mut tx, &calls, &client_ids).await?;
+    }
+    if !texts.is_empty() {
+        upsert_texts(&mut tx, texts).await?;
     }
     sqlx::query("DELETE FROM queued_calls WHERE ingest_id = ANY($1)")
         .bind(handled)

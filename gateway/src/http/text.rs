@@ -1,0 +1,284 @@
+//! `POST /api/v1/integrations/{integration_id}/text` takes a chat, ticket or email with its
+//! parts; `GET .../text/{uid}` shows what became of it. Taken like a call (token, every bad
+//! field in one 422, 2xx only once the broker confirmed) and queued with the calls.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use shared::contract::{parse_text, Body};
+use shared::store::dead_letters::{self, Reason};
+use shared::text_message::TextMessage;
+use uuid::Uuid;
+
+use super::auth::Integration;
+use super::call_path::CallUid;
+use super::error::ApiError;
+use super::field_definitions::accept;
+use super::operator_refusal::refuse_unknown_operator;
+use super::phone_calls::read_json;
+use crate::queued::QueuedNote;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/integrations/{integration_id}/text", post(create))
+        .route(
+            "/api/v1/integrations/{integration_id}/text/{uid}",
+            get(show),
+        )
+}
+
+#[tracing::instrument(skip_all, fields(integration = %integration.0.id, uid, ingest_id))]
+async fn create(
+    State(app): State<AppState>,
+    integration: Integration,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let integration = integration.0;
+    if let Some(limiter) = &app.rate_limiter {
+        limiter
+            .check(integration.id)
+            .map_err(|wait| ApiError::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil() as u64,
+            })?;
+    }
+    let bytes = read_json(&headers, body, app.settings.http.body_limit_bytes)?;
+    let body = Body::parse(&bytes).map_err(|e| {
+        ApiError::UnsupportedMediaType(format!(
+            "the body is not valid JSON ({e}); send the communication as a JSON object"
+        ))
+    })?;
+    let limits = &app.settings.limits;
+    let (text, unregistered) = accept(&app, integration.organisation_id, |defs| {
+        parse_text(&body, defs, limits).map(|p| (p.text, p.new_fields))
+    })
+    .await?;
+    // A text's message carries no keys for the worker to register (calls' version 2 does):
+    // texts are few, and their clients retry a 503.
+    if !unregistered.is_empty() {
+        return Err(ApiError::Unavailable(
+            "the database is away and the communication brings custom field keys this \
+             organisation has never had; post it again shortly"
+                .into(),
+        ));
+    }
+    refuse_unknown_operator(&app, &integration, text.operator_id.as_str()).await?;
+    let key = text.storage_key();
+    tracing::Span::current().record("uid", key.uid.as_str());
+
+    let (ingest_id, received_at) = (Uuid::now_v7(), Utc::now());
+    let message = TextMessage::new(
+        ingest_id,
+        integration.id,
+        integration.organisation_id,
+        received_at,
+        text,
+    );
+    let span = tracing::Span::current();
+    span.record("ingest_id", tracing::field::display(ingest_id));
+    app.calls
+        .publish(
+            message.to_bytes(),
+            shared::trace_context::traceparent(&span),
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    app.metrics.texts_published.inc();
+
+    if let Some(queued) = &app.queued {
+        queued.note(QueuedNote {
+            ingest_id,
+            integration_id: integration.id,
+            uid: key.uid.clone(),
+            received_at,
+        });
+    }
+    let status =
+        StatusCode::from_u16(integration.success_status as u16).unwrap_or(StatusCode::ACCEPTED);
+    let document = json!({"data": {
+        "type": "text_communications",
+        "id": key.uid,
+        "attributes": {
+            "status": "queued",
+            "uid_derived": key.derived,
+            "ingest_id": ingest_id,
+            "received_at": received_at,
+        },
+    }});
+    Ok((status, Json(document)).into_response())
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredText {
+    id: Uuid,
+    uid: String,
+    uid_derived: bool,
+    operator_id: String,
+    communication_type: String,
+    client_id: Option<String>,
+    title: Option<String>,
+    source: Option<String>,
+    status: Option<String>,
+    direction: Option<String>,
+    nps: Option<f64>,
+    client_feedback: Option<String>,
+    email: Option<String>,
+    started_at: Option<DateTime<Utc>>,
+    custom_fields: Value,
+    received_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    user_id: Uuid,
+    user_email: String,
+    first_name: String,
+    last_name: String,
+    department_id: Option<Uuid>,
+    department_name: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredPart {
+    part_id: String,
+    author_type: String,
+    author_id: Option<String>,
+    body: String,
+    created_at: DateTime<Utc>,
+    content_type: Option<String>,
+}
+
+async fn show(
+    State(app): State<AppState>,
+    CallUid(uid): CallUid,
+    integration: Integration,
+) -> Result<Response, ApiError> {
+    let integration_id = integration.0.id;
+    let uid = uid.as_str();
+    let stored: Option<StoredText> = sqlx::query_as(
+        "SELECT t.id, t.uid, t.uid_derived, t.operator_id, t.communication_type, t.client_id,
+                t.title, t.source, t.status, t.direction, t.nps, t.client_feedback, t.email,
+                t.started_at, t.custom_fields, t.received_at, t.updated_at, t.user_id,
+                u.email AS user_email, u.first_name, u.last_name, t.department_id,
+                d.name AS department_name
+         FROM text_communications t
+         JOIN users u ON u.id = t.user_id
+         LEFT JOIN departments d ON d.id = t.department_id
+         WHERE t.integration_id = $1 AND t.uid = $2",
+    )
+    .bind(integration_id)
+    .bind(uid)
+    .fetch_optional(&app.pool)
+    .await?;
+    if let Some(text) = stored {
+        let parts: Vec<StoredPart> = sqlx::query_as(
+            "SELECT part_id, author_type, author_id, body, created_at, content_type
+             FROM text_parts WHERE communication_id = $1 ORDER BY created_at, position, part_id",
+        )
+        .bind(text.id)
+        .fetch_all(&app.pool)
+        .await?;
+        return Ok(Json(stored_document(text, parts)).into_response());
+    }
+
+    if let Some(dead) = dead_letters::latest_for_call(&app.pool, integration_id, uid).await? {
+        let replay = dead
+            .reason
+            .parse::<Reason>()
+            .map(Reason::replay_hint)
+            .unwrap_or("can be replayed once the cause is fixed");
+        return Ok(Json(json!({"data": {
+            "type": "text_communications",
+            "id": uid,
+            "attributes": {
+                "status": "dead_lettered",
+                "reason": dead.reason,
+                "detail": dead.detail,
+                "attempts": dead.attempts,
+                "first_failed_at": dead.first_failed_at,
+                "last_failed_at": dead.last_failed_at,
+                "dead_letter_id": dead.id,
+                "replay": replay,
+            },
+        }}))
+        .into_response());
+    }
+
+    let queued: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT max(received_at) FROM queued_calls WHERE integration_id = $1 AND uid = $2",
+    )
+    .bind(integration_id)
+    .bind(uid)
+    .fetch_one(&app.pool)
+    .await?;
+    match queued {
+        Some(received_at) => Ok(Json(json!({"data": {
+            "type": "text_communications",
+            "id": uid,
+            "attributes": {"status": "queued", "received_at": received_at},
+        }}))
+        .into_response()),
+        None => Err(ApiError::NotFound(format!(
+            "no text communication with uid {uid:?} in this integration (an accepted one is \
+             found here once a worker has stored it, usually within a second)"
+        ))),
+    }
+}
+
+fn stored_document(t: StoredText, parts: Vec<StoredPart>) -> Value {
+    let mut included = vec![json!({"type": "users", "id": t.user_id,
+        "attributes": {"email": t.user_email, "first_name": t.first_name, "last_name": t.last_name}})];
+    if let Some(id) = t.department_id {
+        included.push(
+            json!({"type": "departments", "id": id, "attributes": {"name": t.department_name}}),
+        );
+    }
+    let parts: Vec<Value> = parts
+        .into_iter()
+        .map(|p| {
+            json!({
+                "communication_part_id": p.part_id,
+                "author": {"type": p.author_type, "id": p.author_id},
+                "body": p.body,
+                "created_at": p.created_at,
+                "content_type": p.content_type,
+            })
+        })
+        .collect();
+    json!({
+        "data": {
+            "type": "text_communications",
+            "id": t.uid,
+            "attributes": {
+                "status": "stored",
+                "uid": t.uid,
+                "uid_derived": t.uid_derived,
+                "operator_id": t.operator_id,
+                "department": t.department_name,
+                "communication_type": t.communication_type,
+                "client_id": t.client_id,
+                "title": t.title,
+                "source": t.source,
+                "communication_status": t.status,
+                "direction": t.direction,
+                "nps": t.nps,
+                "client_feedback": t.client_feedback,
+                "email": t.email,
+                "started_at": t.started_at,
+                "custom_fields": t.custom_fields,
+                "communication_parts": parts,
+                "received_at": t.received_at,
+                "updated_at": t.updated_at,
+            },
+            "relationships": {
+                "operator": {"data": {"type": "users", "id": t.user_id}},
+                "department": {"data": t.department_id.map(|id| json!({"type": "departments", "id": id}))},
+            },
+        },
+        "included": included,
+    })
+}
