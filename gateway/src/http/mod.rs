@@ -12,6 +12,7 @@ pub mod health;
 pub mod integrations;
 pub mod load_shed;
 pub mod media;
+mod not_stored;
 pub mod openapi;
 pub mod operator_refusal;
 pub mod phone_calls;

@@ -12,13 +12,13 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use shared::contract::{parse_text, Body};
-use shared::store::dead_letters::{self, Reason};
 use shared::text_message::TextMessage;
 use uuid::Uuid;
 
 use super::auth::Integration;
 use super::call_path::CallUid;
 use super::error::ApiError;
+use super::not_stored;
 use super::field_definitions::accept;
 use super::operator_refusal::refuse_unknown_operator;
 use super::phone_calls::read_json;
@@ -185,48 +185,11 @@ async fn show(
         return Ok(Json(stored_document(text, parts)).into_response());
     }
 
-    if let Some(dead) = dead_letters::latest_for_call(&app.pool, integration_id, uid).await? {
-        let replay = dead
-            .reason
-            .parse::<Reason>()
-            .map(Reason::replay_hint)
-            .unwrap_or("can be replayed once the cause is fixed");
-        return Ok(Json(json!({"data": {
-            "type": "text_communications",
-            "id": uid,
-            "attributes": {
-                "status": "dead_lettered",
-                "reason": dead.reason,
-                "detail": dead.detail,
-                "attempts": dead.attempts,
-                "first_failed_at": dead.first_failed_at,
-                "last_failed_at": dead.last_failed_at,
-                "dead_letter_id": dead.id,
-                "replay": replay,
-            },
-        }}))
-        .into_response());
-    }
-
-    let queued: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT max(received_at) FROM queued_calls WHERE integration_id = $1 AND uid = $2",
-    )
-    .bind(integration_id)
-    .bind(uid)
-    .fetch_one(&app.pool)
-    .await?;
-    match queued {
-        Some(received_at) => Ok(Json(json!({"data": {
-            "type": "text_communications",
-            "id": uid,
-            "attributes": {"status": "queued", "received_at": received_at},
-        }}))
-        .into_response()),
-        None => Err(ApiError::NotFound(format!(
+    not_stored::answer(&app, integration_id, uid, "text_communications", format!(
             "no text communication with uid {uid:?} in this integration (an accepted one is \
              found here once a worker has stored it, usually within a second)"
-        ))),
-    }
+        ))
+    .await
 }
 
 fn stored_document(t: StoredText, parts: Vec<StoredPart>) -> Value {
