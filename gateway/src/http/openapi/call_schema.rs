@@ -5,9 +5,8 @@
 
 use serde_json::{json, Value};
 use shared::config::Limits;
-use shared::domain::text::MAX_ID_LEN;
 
-use super::fields::{custom_fields, direction, id, nps, text, NOT_BLANK, NO_NUL, NUMERIC};
+use super::fields::{custom_fields, direction, id, nps, required_id, text, NO_NUL, NUMERIC};
 use utoipa::openapi::{ObjectBuilder, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
@@ -55,14 +54,8 @@ pub fn document(limits: &Limits) -> Value {
         "required": ["operator_id", "started_at", "media_url"],
         "not": {"required": ["custom_fields", "metacontent"]},
         "properties": {
-            "operator_id": {
-                "type": ["string", "integer"],
-                "minLength": 1,
-                "maxLength": MAX_ID_LEN,
-                "pattern": NOT_BLANK,
-                "description": "The operator's id in the customer's system (email, AD id, PBX \
-                    extension), matched against an operator's integration_uid.",
-            },
+            "operator_id": required_id("The operator's id in the customer's system (email, AD id, \
+                PBX extension), matched against an operator's integration_uid"),
             "started_at": {
                 "type": "string",
                 "format": "date-time",

@@ -12,15 +12,24 @@ pub(super) const NO_NUL: &str = "^[^\\u0000]*$";
 /// Strings the parser reads as a number: what Rust's `f64` parser takes, trimmed.
 pub(super) const NUMERIC: &str = "^\\s*[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?\\s*$";
 
-/// An optional id, as `read_id` takes it: a string or an integer.
-pub(super) fn id(what: &str) -> Value {
+/// An id, as `read_id` takes it: a string, or an integer that fits 64 bits.
+pub(super) fn required_id(what: &str) -> Value {
     json!({
-        "type": ["string", "integer", "null"],
+        "type": ["string", "integer"],
         "minLength": 1,
         "maxLength": MAX_ID_LEN,
         "pattern": NOT_BLANK,
+        "minimum": i64::MIN,
+        "maximum": u64::MAX,
         "description": format!("{what}: a string (trimmed, at most {MAX_ID_LEN} characters) or an integer."),
     })
+}
+
+/// An optional id: null counts as absent.
+pub(super) fn id(what: &str) -> Value {
+    let mut id = required_id(what);
+    id["type"] = json!(["string", "integer", "null"]);
+    id
 }
 
 /// An optional short text, as `read_text` takes it: a string, or a number kept as its text.

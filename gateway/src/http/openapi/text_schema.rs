@@ -9,7 +9,7 @@ use shared::config::Limits;
 use utoipa::openapi::{ObjectBuilder, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use super::fields::{custom_fields, direction, id, nps, text, NOT_BLANK, NO_NUL};
+use super::fields::{custom_fields, direction, id, nps, required_id, text, NOT_BLANK, NO_NUL};
 
 /// The text body in the handlers' annotations; its component is replaced by [`document`] when
 /// the document is rendered, as the call's is.
@@ -54,14 +54,8 @@ pub fn document(limits: &Limits) -> Value {
         "type": "object",
         "required": ["communication_part_id", "author", "body", "created_at"],
         "properties": {
-            "communication_part_id": {
-                "type": ["string", "integer"],
-                "minLength": 1,
-                "maxLength": shared::domain::text::MAX_ID_LEN,
-                "pattern": NOT_BLANK,
-                "description": "The part's id: a second post with it replaces the part; two \
-                    parts of one post must not share it.",
-            },
+            "communication_part_id": required_id("The part's id: a second post with it replaces \
+                the part; two parts of one post must not share it"),
             "author": {
                 "type": "object",
                 "required": ["type"],

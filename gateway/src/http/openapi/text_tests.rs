@@ -249,3 +249,22 @@ fn the_schema_carries_the_limits_of_the_settings() {
         11
     );
 }
+
+/// An integer id is one that fits 64 bits, as the schema's bounds say; a bigger one is refused.
+#[test]
+fn integer_ids_are_bounded_as_the_parser_reads_them() {
+    let schema = schema();
+    let id = &schema["properties"]["client_id"];
+    assert_eq!(id["minimum"], json!(i64::MIN));
+    assert_eq!(id["maximum"], json!(u64::MAX));
+    let limits = Settings::defaults().limits;
+    let read = |client_id: &str| {
+        let bytes = format!(r#"{{"operator_id": "operator@email.com", "client_id": {client_id}}}"#);
+        let defs = HashMap::<String, FieldType>::new();
+        parse_text(&Body::parse(bytes.as_bytes()).unwrap(), &defs, &limits).map(|_| ())
+    };
+    read(&i64::MIN.to_string()).unwrap();
+    read(&u64::MAX.to_string()).unwrap();
+    assert!(read("18446744073709551616").is_err());
+    assert!(read("-9223372036854775809").is_err());
+}
