@@ -11,6 +11,7 @@
 #   deploy/rabbitmq-cluster.sh kill-node N   # SIGKILL node N, as a crash would
 #   deploy/rabbitmq-cluster.sh start-node N  # start node N again; it rejoins the cluster
 #   deploy/rabbitmq-cluster.sh leader QUEUE  # the node leading a quorum queue (e.g. 2)
+#   deploy/rabbitmq-cluster.sh online QUEUE  # how many of a quorum queue's members run (0-3)
 #   deploy/rabbitmq-cluster.sh connected NAME  # the node holding the connection named NAME
 #   deploy/rabbitmq-cluster.sh stop          # stop all three and remove the directory
 #
@@ -271,6 +272,17 @@ leader() {
     node_number "$node"
 }
 
+# online QUEUE: how many of the quorum queue QUEUE's members are running. A queue survives
+# the loss of a node only while the other two members run.
+online() {
+    local queue=${1:?usage: online QUEUE} n count
+    n=$(any_running) || die "no node of the cluster in $DIR is running"
+    count=$(ctl "$n" list_queues --no-table-headers name online |
+        awk -v q="$queue" '$1 == q { print gsub(/@/, "@") }')
+    [ -n "$count" ] || die "no queue $queue in the cluster"
+    printf '%s\n' "$count"
+}
+
 # connected NAME: the numbers (1-3) of the nodes holding a client connection named NAME (the
 # connection_name a client gives, e.g. "gateway"), one a line.
 connected() {
@@ -312,6 +324,7 @@ kill-node)
     kill_node "$2"
     ;;
 leader) leader "${2:-}" ;;
+online) online "${2:-}" ;;
 connected) connected "${2:-}" ;;
 *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2

@@ -83,6 +83,16 @@ impl Cluster {
             .then(|| parse_node(&String::from_utf8_lossy(&output.stdout)))
     }
 
+    /// How many of the quorum queue `queue`'s members run (0-3); 0 while no node answers.
+    pub fn online(&self, queue: &str) -> u8 {
+        let output = self.run(&["online", queue]);
+        if output.status.success() {
+            parse_node(&String::from_utf8_lossy(&output.stdout))
+        } else {
+            0
+        }
+    }
+
     /// The nodes (1-3) holding a client connection named `name`.
     pub fn connected(&self, name: &str) -> Vec<u8> {
         self.expect(&["connected", name])

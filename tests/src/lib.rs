@@ -3,20 +3,22 @@
 //! worker, all against the machine's PostgreSQL and RabbitMQ. Nothing is mocked.
 
 pub mod cluster;
+mod database;
 pub mod media_server;
 pub mod otlp_receiver;
 pub mod proxy;
 pub mod query_counter;
+mod queues;
 pub mod tls_postgres;
+
+pub use queues::delete_queues;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use shared::broker::{ProbeTopology, Publisher};
 use shared::config::Settings;
-use shared::message::{self, CallEnvelope, CallMessage};
 use shared::store::{accounts, bindings};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -112,7 +114,7 @@ impl TestEnv {
 
     pub async fn start_with(options: Options) -> Self {
         let db_name = format!("callq_test_{}", Uuid::new_v4().simple());
-        create_database(&db_name).await;
+        database::create(&db_name).await;
         let admin_token = format!("admin-{}", Uuid::new_v4().simple());
         let mut settings = Settings::defaults();
         settings.http.listen = "127.0.0.1:0".parse().expect("address");
@@ -292,159 +294,6 @@ impl TestEnv {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    pub fn work_queue(&self) -> String {
-        format!("{}.calls", self.settings.broker.queue_prefix)
-    }
-
-    /// Messages ready in the work queue (not counting those a worker holds unacked); 0 when
-    /// nothing has declared the queue yet.
-    pub async fn ready_count(&self) -> u32 {
-        self.ready_in(&self.work_queue()).await
-    }
-
-    /// Messages ready in `queue`; 0 when nothing has declared it yet.
-    pub async fn ready_in(&self, queue: &str) -> u32 {
-        self.queue_counts(queue).await.0
-    }
-
-    /// Consumers of `queue`; 0 when nothing has declared it yet.
-    pub async fn consumers(&self, queue: &str) -> u32 {
-        self.queue_counts(queue).await.1
-    }
-
-    /// (ready messages, consumers) of `queue`, from a passive declare.
-    async fn queue_counts(&self, queue: &str) -> (u32, u32) {
-        let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
-            .await
-            .expect("broker");
-        let channel = conn.create_channel().await.expect("channel");
-        let passive = lapin::options::QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let counts = channel
-            .queue_declare(queue.into(), passive, Default::default())
-            .await
-            .map(|q| (q.message_count(), q.consumer_count()))
-            .unwrap_or((0, 0));
-        shared::broker::close(&conn, "").await;
-        counts
-    }
-
-    /// Waits until the work queue holds exactly `expected` ready messages.
-    pub async fn wait_for_ready(&self, expected: u32, timeout: Duration) {
-        let last = eventually(timeout, || async {
-            let n = self.ready_count().await;
-            (n == expected).then_some(n).ok_or(n)
-        })
-        .await;
-        if let Err(n) = last {
-            panic!(
-                "{} stayed at {n} ready messages, expected {expected}",
-                self.work_queue()
-            );
-        }
-    }
-
-    /// Publishes bytes straight onto the work queue, as a gateway of another version (or a
-    /// corrupted message) would, and waits for the broker's confirm. Declares the queues
-    /// first, as a gateway does on connecting: right after start, no one may have yet.
-    pub async fn publish_raw(&self, payload: &[u8]) {
-        self.publish_raw_with(payload, lapin::BasicProperties::default())
-            .await;
-    }
-
-    /// `publish_raw` with `properties` (persistent whatever they say).
-    pub async fn publish_raw_with(&self, payload: &[u8], properties: lapin::BasicProperties) {
-        let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
-            .await
-            .expect("broker");
-        let channel = conn.create_channel().await.expect("channel");
-        shared::broker::Topology::new(&self.settings.broker)
-            .declare(&channel)
-            .await
-            .expect("declare the queues");
-        channel
-            .confirm_select(Default::default())
-            .await
-            .expect("confirms");
-        let confirmation = channel
-            .basic_publish(
-                "".into(),
-                self.work_queue().as_str().into(),
-                lapin::options::BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                payload,
-                properties.with_delivery_mode(2),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
-        assert_eq!(
-            confirmation,
-            lapin::Confirmation::Ack(None),
-            "the work queue took the message"
-        );
-        shared::broker::close(&conn, "").await;
-    }
-
-    /// The properties and body of every message ready on the work queue, all left there:
-    /// taken unacked, they go back when the connection closes.
-    pub async fn peek_work_queue(&self) -> Vec<(lapin::BasicProperties, Vec<u8>)> {
-        let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
-            .await
-            .expect("broker");
-        let channel = conn.create_channel().await.expect("channel");
-        let mut peeked = Vec::new();
-        while let Some(message) = channel
-            .basic_get(self.work_queue().as_str().into(), Default::default())
-            .await
-            .expect("basic.get")
-        {
-            peeked.push((message.properties.clone(), message.delivery.data.clone()));
-        }
-        shared::broker::close(&conn, "").await;
-        peeked
-    }
-
-    /// Publishes `calls` of `integration` as one group message onto the work queue, the
-    /// way a gateway under load does, through the same publisher; waits for the confirm.
-    pub async fn publish_group(&self, integration: &Integration, calls: &[Value]) {
-        let messages = Self::messages(integration, calls);
-        let count = messages.len();
-        Publisher::new(self.settings.broker.clone(), "test")
-            .publish_group(&message::group(messages), count)
-            .await
-            .expect("the broker confirmed the group");
-    }
-
-    /// `calls` of `integration` encoded as a gateway would put them on the queue.
-    pub fn messages(integration: &Integration, calls: &[Value]) -> Vec<Vec<u8>> {
-        calls
-            .iter()
-            .map(|body| {
-                let call = shared::contract::parse_call(
-                    &body.into(),
-                    &std::collections::HashMap::new(),
-                    &Settings::defaults().limits,
-                )
-                .expect("a valid call")
-                .call;
-                CallMessage::V1(CallEnvelope {
-                    ingest_id: Uuid::now_v7(),
-                    integration_id: integration.id,
-                    organisation_id: integration.organisation_id,
-                    received_at: chrono::Utc::now(),
-                    call,
-                })
-                .to_bytes()
-            })
-            .collect()
-    }
-
     pub fn database_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.db_name)
     }
@@ -571,25 +420,6 @@ impl Drop for TestEnv {
     }
 }
 
-/// Every queue of the test's prefix: the calls' and the probe stage's.
-pub async fn delete_queues(settings: &Settings) {
-    let Ok(conn) =
-        lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default()).await
-    else {
-        return;
-    };
-    if let Ok(channel) = conn.create_channel().await {
-        let calls = shared::broker::Topology::new(&settings.broker);
-        let probes = ProbeTopology::new(&settings.broker.queue_prefix, &settings.media);
-        for queue in calls.queues().into_iter().chain(probes.queues()) {
-            let _ = channel
-                .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
-                .await;
-        }
-    }
-    shared::broker::close(&conn, "").await;
-}
-
 /// The value of one sample in a /metrics text, e.g.
 /// `metric(&text, "callq_worker_calls_retried_total{class=\"pool_timeout\"}")`; 0 if absent.
 pub fn metric(text: &str, sample: &str) -> f64 {
@@ -624,76 +454,6 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
-}
-
-/// Clones a template database migrated once per set of migrations; concurrent test
-/// processes agree through an advisory lock.
-async fn create_database(name: &str) {
-    let mut admin = PgConnection::connect(PG_ADMIN_URL)
-        .await
-        .expect("connect to postgres as postgres");
-    let fingerprint: String = shared::store::MIGRATOR
-        .iter()
-        .map(|m| format!("{}:{}", m.version, hex::encode(&m.checksum)))
-        .collect::<Vec<_>>()
-        .join(",");
-    let template = format!(
-        "callq_template_{}",
-        &hex::encode(sha2_digest(fingerprint.as_bytes()))[..16]
-    );
-    sqlx::query("SELECT pg_advisory_lock(727274)")
-        .execute(&mut admin)
-        .await
-        .expect("lock");
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&template)
-            .fetch_one(&mut admin)
-            .await
-            .expect("template lookup");
-    if !exists {
-        let building = format!("{template}_building");
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await;
-        sqlx::query(&format!("CREATE DATABASE {building}"))
-            .execute(&mut admin)
-            .await
-            .expect("create template");
-        let pool = PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{building}"))
-            .await
-            .expect("template");
-        shared::store::migrate(&pool)
-            .await
-            .expect("migrate template");
-        pool.close().await;
-        // A closed pool's backends may still be exiting, and a database with sessions cannot
-        // be renamed: wait for them to go.
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1",
-        )
-        .bind(&building)
-        .execute(&mut admin)
-        .await
-        .expect("end the template's sessions");
-        sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {template}"))
-            .execute(&mut admin)
-            .await
-            .expect("publish template");
-    }
-    sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
-        .execute(&mut admin)
-        .await
-        .expect("create test database");
-    sqlx::query("SELECT pg_advisory_unlock(727274)")
-        .execute(&mut admin)
-        .await
-        .expect("unlock");
-}
-
-fn sha2_digest(bytes: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).to_vec()
 }
 
 /// Path of a workspace binary; `deploy/test.sh` builds them before the tests run.

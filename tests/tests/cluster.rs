@@ -46,15 +46,32 @@ async fn every_call_answered_2xx_is_stored_once_while_the_cluster_loses_nodes() 
     load.wait_for_accepted_since(0).await;
 
     let gateway = once_known(|| cluster.connected("gateway").first().copied()).await;
-    lose_node(&cluster, &load, gateway, "the gateway's node", true).await;
+    lose_node(
+        &cluster,
+        &load,
+        &work_queue,
+        gateway,
+        "the gateway's node",
+        true,
+    )
+    .await;
 
     let worker = once_known(|| cluster.connected("worker").first().copied()).await;
-    lose_node(&cluster, &load, worker, "the worker's node", true).await;
+    lose_node(
+        &cluster,
+        &load,
+        &work_queue,
+        worker,
+        "the worker's node",
+        true,
+    )
+    .await;
 
     let leader = once_known(|| cluster.leader(&work_queue)).await;
     lose_node(
         &cluster,
         &load,
+        &work_queue,
         leader,
         "the work queue leader's node",
         true,
@@ -64,7 +81,15 @@ async fn every_call_answered_2xx_is_stored_once_while_the_cluster_loses_nodes() 
     // The last loss stays: what was accepted must be stored by two nodes of three.
     let leader = once_known(|| cluster.leader(&work_queue)).await;
     let follower = (1..=3).find(|&n| n != leader).expect("a follower");
-    lose_node(&cluster, &load, follower, "a follower's node", false).await;
+    lose_node(
+        &cluster,
+        &load,
+        &work_queue,
+        follower,
+        "a follower's node",
+        false,
+    )
+    .await;
 
     let answers = load.stop().await;
     let accepted: Vec<String> = answers
@@ -159,8 +184,17 @@ fn dead_node() -> String {
 }
 
 /// Stops node `n` under load, waits until calls sent after it went are answered 2xx again,
-/// and starts it again if `restart`.
-async fn lose_node(cluster: &Cluster, load: &Load, n: u8, what: &str, restart: bool) {
+/// and starts it again if `restart`. A node is stopped only once every member of the work
+/// queue runs: a node started again a moment ago may not have its member back yet, and
+/// losing another node then would leave the queue without a majority, which no client can
+/// ride out.
+async fn lose_node(cluster: &Cluster, load: &Load, queue: &str, n: u8, what: &str, restart: bool) {
+    eventually(RECOVERY, || async {
+        let online = block_in_place(|| cluster.online(queue));
+        (online == 3).then_some(()).ok_or(online)
+    })
+    .await
+    .unwrap_or_else(|online| panic!("{online} of the work queue's 3 members run before {what}"));
     block_in_place(|| cluster.stop_node(n));
     let phase = load.next_phase();
     eprintln!("cluster: stopped node {n} ({what})");

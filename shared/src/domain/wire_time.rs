@@ -3,7 +3,8 @@
 //! The text is chrono's own (`2024-03-01T07:00:00.123Z`: UTC, `Z`, a fraction of 0, 3, 6 or
 //! 9 digits), so what either side wrote before reads the same. It is written and read by
 //! hand because chrono goes through `core::fmt` one character at a time: with three
-//! date-times a call, that was 6.7 % of a gateway's instructions. Years outside 0..=9999
+//! date-times a call, a measurable share of a gateway's instructions (docs/benchmark.md).
+//! Years outside 0..=9999
 //! and leap seconds, which that fixed layout cannot hold, are left to chrono.
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Timelike, Utc};
