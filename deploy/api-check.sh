@@ -95,7 +95,18 @@ curl -fsS -o /dev/null --max-time 2 "$BASE/readyz" || {
 demo=$("$BIN/admin" demo)
 INTEGRATION_TOKEN=$(sed -n 's/^export AUTHORIZATION_TOKEN=//p' <<<"$demo")
 INTEGRATION_ID=$(sed -n 's|^export INTEGRATION_URL=.*/integrations/\([^/]*\)/phone_calls$|\1|p' <<<"$demo")
-export INTEGRATION_TOKEN INTEGRATION_ID ADMIN_TOKEN
+# The admin operations change the integration they name (its settings, its bindings): they get
+# one of their own, so that the demo integration keeps answering the generated calls and texts
+# as `admin demo` made it (queueing an unknown operator's, operator@email.com bound) rather
+# than refusing them all once a PATCH has made it Qolio-compatible.
+organisation=$("$BIN/admin" create-organisation --name "api-check admin")
+created=$("$BIN/admin" create-integration --organisation "$organisation" --name "api-check admin" 2>/dev/null)
+ADMIN_INTEGRATION_ID=$(sed -n 's|^integration URL: *.*/integrations/\([^/]*\)/phone_calls$|\1|p' <<<"$created")
+[ -n "$INTEGRATION_ID" ] && [ -n "$ADMIN_INTEGRATION_ID" ] || {
+    echo "error: no integration id in the admin tool's output" >&2
+    exit 1
+}
+export INTEGRATION_TOKEN INTEGRATION_ID ADMIN_TOKEN ADMIN_INTEGRATION_ID
 
 # Each token for the operations whose scheme names it; the integration of the path is the demo
 # one, so that a generated call reaches the parser rather than a 404.
@@ -112,6 +123,10 @@ expected-statuses = [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429]
 
 [parameters]
 "path.integration_id" = "${INTEGRATION_ID}"
+
+[[operations]]
+include-path-regex = "^/api/v1/api_integrations/"
+parameters = { "path.integration_id" = "${ADMIN_INTEGRATION_ID}" }
 TOML
 
 # Every check but positive_data_acceptance: whether a schema-valid custom field value is

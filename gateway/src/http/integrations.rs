@@ -1,7 +1,8 @@
 //! The integration admin API, guarded by the admin token: list integrations (optionally one
 //! organisation's, `organisation_id`), show one, and change its settings with PATCH
-//! (`{"data": {"attributes": {"success_status": 200, "name": "..."}}}`, either or both), so
-//! that operators without database access can switch an integration to answer 200.
+//! (`{"data": {"attributes": {"success_status": 200, "name": "...", "qolio_compatible": true}}}`,
+//! any of them), so that operators without database access can switch an integration to answer
+//! 200 or to refuse unknown operators as the real API does.
 //!
 //! A change takes effect on this gateway at once (its cache entry is dropped) and on the
 //! others within `auth.cache_ttl_secs`, when their cached entry is refreshed.
@@ -102,7 +103,7 @@ async fn show(
     ))
 }
 
-/// Change an integration's name or success status
+/// Change an integration's name, success status or Qolio compatibility
 #[utoipa::path(
     patch,
     path = "/api/v1/api_integrations/{integration_id}",
@@ -171,7 +172,7 @@ struct PatchAttributes {
     qolio_compatible: Option<bool>,
 }
 
-fn parse_changes(body: &[u8]) -> Result<Changes, ApiError> {
+pub(super) fn parse_changes(body: &[u8]) -> Result<Changes, ApiError> {
     let body: PatchBody = serde_json::from_slice(body).map_err(|e| {
         invalid(
             "",

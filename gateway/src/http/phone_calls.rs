@@ -62,7 +62,10 @@ pub fn router(metrics: Metrics) -> Router<AppState> {
         (status = 404, description = "No such integration", body = ErrorDocument, content_type = "application/vnd.api+json"),
         (status = 413, description = "The body is over `http.body_limit_bytes`", body = ErrorDocument, content_type = "application/vnd.api+json"),
         (status = 415, description = "Not JSON: another Content-Type, or a body that does not parse", body = ErrorDocument, content_type = "application/vnd.api+json"),
-        (status = 422, description = "Not a valid call: one error object per field at fault, with its pointer", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 422, description = "Not a valid call: one error object per field at fault, with its pointer. \
+            A Qolio-compatible integration also refuses an unknown or inactive operator so, under operator_id, \
+            with the real API's words («Необходимо, чтобы был определен активный оператор»), queueing nothing: \
+            import the operator's binding and post again", body = ErrorDocument, content_type = "application/vnd.api+json"),
         (status = 429, description = "Over the integration's rate (`http.rate_limit_per_sec`)", body = ErrorDocument, content_type = "application/vnd.api+json",
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         Unavailable,
@@ -140,32 +143,33 @@ async fn create(
     Ok((status, Json(document)).into_response())
 }
 
-/// The answer to an accepted call, serialized directly rather than built as a `Value` first,
-/// which allocated a map per level and a string per key for every call.
+/// The answer to an accepted call or text, serialized directly rather than built as a `Value`
+/// first, which allocated a map per level and a string per key for every call.
 #[derive(Serialize, utoipa::ToSchema)]
-struct Queued<'a> {
-    data: QueuedCall<'a>,
+pub(super) struct Queued<'a> {
+    pub data: QueuedCall<'a>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-struct QueuedCall<'a> {
+pub(super) struct QueuedCall<'a> {
+    /// `phone_calls`, or `text_communications` for a text.
     #[serde(rename = "type")]
     #[schema(example = "phone_calls")]
-    kind: &'static str,
-    /// The call's uid: the one sent, or one derived from the call when none was.
-    id: &'a str,
-    attributes: QueuedAttributes,
+    pub kind: &'static str,
+    /// The uid: the one sent, or one derived from the fields when none was.
+    pub id: &'a str,
+    pub attributes: QueuedAttributes,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-struct QueuedAttributes {
+pub(super) struct QueuedAttributes {
     #[schema(example = "queued")]
-    status: &'static str,
-    /// No uid was sent: the id is derived from the call's fields.
-    uid_derived: bool,
-    ingest_id: Uuid,
+    pub status: &'static str,
+    /// No uid was sent: the id is derived from the fields.
+    pub uid_derived: bool,
+    pub ingest_id: Uuid,
     #[serde(with = "shared::domain::wire_time")]
-    received_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
 }
 
 /// The body of what says it is JSON: 415 for other types, 413 over the limit (axum's body

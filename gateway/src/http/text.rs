@@ -20,8 +20,10 @@ use super::call_path::CallUid;
 use super::error::ApiError;
 use super::not_stored;
 use super::field_definitions::accept;
+use super::openapi::answers::{ErrorDocument, TextDocument, Unavailable};
+use super::openapi::text_schema::TextCommunication;
 use super::operator_refusal::refuse_unknown_operator;
-use super::phone_calls::read_json;
+use super::phone_calls::{read_json, Queued, QueuedAttributes, QueuedCall};
 use crate::queued::QueuedNote;
 use crate::state::AppState;
 
@@ -34,6 +36,36 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// Take a chat, ticket or email
+///
+/// Taken as a call is: answers once the broker has confirmed the communication is queued, 202
+/// or 200 as the integration is set; a worker then stores it, its parts upserted by
+/// `communication_part_id`, so a chat can be posted again as it grows. `GET .../text/{uid}`
+/// shows what became of it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/integrations/{integration_id}/text",
+    operation_id = "create_text",
+    tag = "texts",
+    params(("integration_id" = Uuid, Path, description = "The integration, as in its URL")),
+    request_body(content = TextCommunication, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Queued", body = Queued),
+        (status = 200, description = "Queued (an integration set to answer 200)", body = Queued),
+        (status = 401, description = "No token, or not this integration's", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 404, description = "No such integration", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 413, description = "The body is over `http.body_limit_bytes`", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 415, description = "Not JSON: another Content-Type, or a body that does not parse", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 422, description = "Not a valid communication: one error object per field at fault, with its pointer. \
+            A Qolio-compatible integration also refuses an unknown or inactive operator so, under operator_id, \
+            with the real API's words («Необходимо, чтобы был определен активный оператор»), queueing nothing: \
+            import the operator's binding and post again", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 429, description = "Over the integration's rate (`http.rate_limit_per_sec`)", body = ErrorDocument, content_type = "application/vnd.api+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        Unavailable,
+    ),
+    security(("integration_token" = []))
+)]
 #[tracing::instrument(skip_all, fields(integration = %integration.0.id, uid, ingest_id))]
 async fn create(
     State(app): State<AppState>,
@@ -102,16 +134,18 @@ async fn create(
     }
     let status =
         StatusCode::from_u16(integration.success_status as u16).unwrap_or(StatusCode::ACCEPTED);
-    let document = json!({"data": {
-        "type": "text_communications",
-        "id": key.uid,
-        "attributes": {
-            "status": "queued",
-            "uid_derived": key.derived,
-            "ingest_id": ingest_id,
-            "received_at": received_at,
+    let document = Queued {
+        data: QueuedCall {
+            kind: "text_communications",
+            id: &key.uid,
+            attributes: QueuedAttributes {
+                status: "queued",
+                uid_derived: key.derived,
+                ingest_id,
+                received_at,
+            },
         },
-    }});
+    };
     Ok((status, Json(document)).into_response())
 }
 
@@ -152,6 +186,28 @@ struct StoredPart {
     content_type: Option<String>,
 }
 
+/// What became of a chat, ticket or email
+///
+/// Stored (with its fields and its parts), dead-lettered (with the reason and how to replay
+/// it), or still queued.
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/{integration_id}/text/{uid}",
+    operation_id = "show_text",
+    tag = "texts",
+    params(
+        ("integration_id" = Uuid, Path, description = "The integration, as in its URL"),
+        ("uid" = String, Path, description = "The communication's uid, as sent or as answered"),
+    ),
+    responses(
+        (status = 200, description = "The communication", body = TextDocument),
+        (status = 401, description = "No token, or not this integration's", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        (status = 404, description = "No such integration, or no such communication in it", body = ErrorDocument, content_type = "application/vnd.api+json"),
+        Unavailable,
+    ),
+    security(("integration_token" = []))
+)]
+// The uid is parsed before the integration is authenticated, as for calls.
 async fn show(
     State(app): State<AppState>,
     CallUid(uid): CallUid,

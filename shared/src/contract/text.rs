@@ -10,7 +10,7 @@ pub(super) fn read_id(v: &Value) -> Result<ExternalId, String> {
         Value::Number(n) if n.is_i64() || n.is_u64() => {
             ExternalId::parse(&n.to_string()).map_err(|e| e.to_string())
         }
-        _ => Err("must be a string".into()),
+        _ => Err("must be a string, or an integer of at most 64 bits".into()),
     }
 }
 

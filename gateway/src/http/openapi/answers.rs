@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use utoipa::{IntoResponses, ToSchema};
 use uuid::Uuid;
 
@@ -107,6 +108,30 @@ pub struct CallResource {
     pub relationships: Option<serde_json::Value>,
 }
 
+/// `GET .../text/{uid}`: the communication stored, dead-lettered or still queued.
+#[derive(ToSchema)]
+pub struct TextDocument {
+    pub data: TextResource,
+    /// The operator and department of a stored communication.
+    pub included: Option<Vec<Resource>>,
+}
+
+#[derive(ToSchema)]
+pub struct TextResource {
+    #[serde(rename = "type")]
+    #[schema(example = "text_communications")]
+    pub kind: String,
+    /// The communication's uid.
+    pub id: String,
+    /// `status` is `stored` (with the communication's fields, its `communication_status` and
+    /// its `communication_parts` by `created_at`), `dead_lettered` (with the reason, the detail
+    /// and how to replay it) or `queued`.
+    #[schema(value_type = Object)]
+    pub attributes: serde_json::Value,
+    #[schema(value_type = Option<Object>)]
+    pub relationships: Option<serde_json::Value>,
+}
+
 /// A JSON:API resource.
 #[derive(ToSchema)]
 pub struct Resource {
@@ -192,8 +217,7 @@ pub struct ImportSummary {
 /// `GET /api/v1/api_integrations`.
 #[derive(ToSchema)]
 pub struct IntegrationList {
-    /// `api_integrations` resources: name, organisation, success_status, url, ...
-    pub data: Vec<Resource>,
+    pub data: Vec<IntegrationResource>,
     #[schema(value_type = Object)]
     pub meta: serde_json::Value,
 }
@@ -202,12 +226,44 @@ pub struct IntegrationList {
 /// applies it.
 #[derive(ToSchema)]
 pub struct IntegrationDocument {
-    pub data: Resource,
+    pub data: IntegrationResource,
     #[schema(value_type = Option<Object>)]
     pub meta: Option<serde_json::Value>,
 }
 
-/// `PATCH /api/v1/api_integrations/{integration_id}`: either attribute, or both.
+#[derive(ToSchema)]
+pub struct IntegrationResource {
+    #[serde(rename = "type")]
+    #[schema(example = "api_integrations")]
+    pub kind: String,
+    pub id: Uuid,
+    pub attributes: IntegrationAttributes,
+}
+
+/// An integration's settings and state (`shared::store::integrations::IntegrationInfo`);
+/// never its token.
+#[derive(ToSchema)]
+pub struct IntegrationAttributes {
+    pub organisation_id: Uuid,
+    pub organisation: String,
+    pub name: String,
+    /// What an accepted call or text is answered: 202, or 200 for clients of the real API.
+    #[schema(example = 202)]
+    pub success_status: i16,
+    /// An unknown or inactive operator's call or text is refused at once with the real API's
+    /// 422 («Необходимо, чтобы был определен активный оператор»), instead of being set aside
+    /// and replayed once the operator is bound.
+    pub qolio_compatible: bool,
+    pub created_at: DateTime<Utc>,
+    pub token_rotated_at: DateTime<Utc>,
+    /// Operators bound to the integration, active and not.
+    pub active_bindings: i64,
+    pub inactive_bindings: i64,
+    /// Where the integration's calls are posted (its texts: `.../text` beside it).
+    pub url: String,
+}
+
+/// `PATCH /api/v1/api_integrations/{integration_id}`: any of the attributes, at least one.
 #[derive(ToSchema)]
 pub struct IntegrationPatch {
     pub data: IntegrationPatchData,
@@ -227,4 +283,7 @@ pub struct IntegrationChanges {
     /// What an accepted call is answered: 202, or 200 for clients of the real API.
     #[schema(minimum = 200, maximum = 202)]
     pub success_status: Option<u16>,
+    /// Refuse an unknown or inactive operator's call or text at once with the real API's 422
+    /// (true), or set it aside and replay it once the operator is bound (false).
+    pub qolio_compatible: Option<bool>,
 }

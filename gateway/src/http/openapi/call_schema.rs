@@ -5,7 +5,8 @@
 
 use serde_json::{json, Value};
 use shared::config::Limits;
-use shared::domain::text::MAX_ID_LEN;
+
+use super::fields::{custom_fields, direction, id, nps, required_id, text, NO_NUL, NUMERIC};
 use utoipa::openapi::{ObjectBuilder, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
@@ -30,30 +31,8 @@ const MAX_PHONE_CHARS: usize = 64;
 /// Longest client name the parser keeps.
 const MAX_NAME_CHARS: usize = 1000;
 
-/// Strings that are not blank once trimmed and hold no NUL (Postgres cannot store one).
-const NOT_BLANK: &str = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$";
-/// Strings the parser reads as a number: what Rust's `f64` parser takes, trimmed.
-const NUMERIC: &str = "^\\s*[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?\\s*$";
-
 /// The properties of the call, in the contract's order.
 pub fn document(limits: &Limits) -> Value {
-    let id = |what: &str| {
-        json!({
-            "type": ["string", "integer", "null"],
-            "minLength": 1,
-            "maxLength": MAX_ID_LEN,
-            "pattern": NOT_BLANK,
-            "description": format!("{what}: a string (trimmed, at most {MAX_ID_LEN} characters) or an integer."),
-        })
-    };
-    let text = |max: usize, what: &str| {
-        json!({
-            "type": ["string", "number", "null"],
-            "maxLength": max,
-            "pattern": "^[^\\u0000]*$",
-            "description": format!("{what}: at most {max} characters (a number is kept as its text)."),
-        })
-    };
     let seconds = |what: &str, null: bool| {
         let types = if null {
             json!(["number", "string", "null"])
@@ -67,33 +46,7 @@ pub fn document(limits: &Limits) -> Value {
             "description": format!("{what}, seconds, >= 0 (a numeric string is read as its number)."),
         })
     };
-    let custom_fields = json!({
-        "type": ["object", "null"],
-        "maxProperties": limits.max_custom_fields,
-        "propertyNames": {"minLength": 1, "maxLength": limits.max_key_chars, "pattern": NOT_BLANK},
-        "additionalProperties": {
-            "description": "A simple value. Its type is the organisation's definition of the key \
-                (string, number, string_array, string_url, number_array, datetime, boolean, \
-                duration); a key seen for the first time is given the type its value suggests.",
-            "anyOf": [
-                {"type": "string", "maxLength": limits.max_text_chars, "pattern": "^[^\\u0000]*$"},
-                {"type": "number"},
-                {"type": "boolean"},
-                {"type": "null"},
-                {"type": "array", "maxItems": limits.max_array_items,
-                 "items": {"type": "string", "maxLength": limits.max_text_chars, "pattern": "^[^\\u0000]*$"}},
-                {"type": "array", "maxItems": limits.max_array_items, "items": {"type": "number"}},
-            ],
-        },
-        "description": format!(
-            "Key -> simple value outside the standard fields; at most {} keys (limits.max_custom_fields) \
-             of at most {} characters (limits.max_key_chars).",
-            limits.max_custom_fields, limits.max_key_chars
-        ),
-    });
-    let mut metacontent = custom_fields.clone();
-    metacontent["description"] =
-        json!("The old name of custom_fields, read the same; send only one of the two.");
+    let (custom_fields, metacontent) = custom_fields(limits);
     json!({
         "type": "object",
         "description": "One call. Unknown fields are ignored; a field sent as null counts as \
@@ -101,14 +54,8 @@ pub fn document(limits: &Limits) -> Value {
         "required": ["operator_id", "started_at", "media_url"],
         "not": {"required": ["custom_fields", "metacontent"]},
         "properties": {
-            "operator_id": {
-                "type": ["string", "integer"],
-                "minLength": 1,
-                "maxLength": MAX_ID_LEN,
-                "pattern": NOT_BLANK,
-                "description": "The operator's id in the customer's system (email, AD id, PBX \
-                    extension), matched against an operator's integration_uid.",
-            },
+            "operator_id": required_id("The operator's id in the customer's system (email, AD id, \
+                PBX extension), matched against an operator's integration_uid"),
             "started_at": {
                 "type": "string",
                 "format": "date-time",
@@ -123,11 +70,7 @@ pub fn document(limits: &Limits) -> Value {
             },
             "uid": id("The call's id in the customer's system; a second POST with it updates the call"),
             "client_phone_number": text(MAX_PHONE_CHARS, "The client's number"),
-            "direction": {
-                "type": ["string", "null"],
-                "enum": ["incoming", "outcoming", "outgoing", null],
-                "description": "Into or out of the organisation; \"outgoing\" is read as \"outcoming\".",
-            },
+            "direction": direction(),
             "duration": seconds("Length of the call", true),
             "phone_call_chain_uid": id("The chain of calls this call belongs to"),
             "client": {
@@ -141,11 +84,7 @@ pub fn document(limits: &Limits) -> Value {
             },
             "custom_fields": custom_fields,
             "metacontent": metacontent,
-            "nps": {
-                "type": ["number", "string", "null"],
-                "pattern": NUMERIC,
-                "description": "The call's NPS value (a numeric string is read as its number).",
-            },
+            "nps": nps("The call's NPS value"),
             "transcription": {
                 "type": ["array", "null"],
                 "maxItems": limits.max_phrases,
@@ -157,7 +96,7 @@ pub fn document(limits: &Limits) -> Value {
                     "type": "object",
                     "required": ["text", "start_time", "end_time", "role"],
                     "properties": {
-                        "text": {"type": "string", "maxLength": limits.max_text_chars, "pattern": "^[^\\u0000]*$"},
+                        "text": {"type": "string", "maxLength": limits.max_text_chars, "pattern": NO_NUL},
                         "start_time": seconds("From the start of the call", false),
                         "end_time": seconds("From the start of the call, not before start_time", false),
                         "role": {"type": "string", "enum": ["operator", "client"]},

@@ -1,9 +1,11 @@
 //! The gateway's OpenAPI 3.1 document, served at `GET /openapi.json`: the operations come from
-//! the handlers' `#[utoipa::path]` annotations, the call's schema from `call_schema.rs` with
-//! this deployment's `[limits]`.
+//! the handlers' `#[utoipa::path]` annotations, the bodies' schemas from `call_schema.rs` and
+//! `text_schema.rs` with this deployment's `[limits]`.
 
 pub mod answers;
 pub mod call_schema;
+mod fields;
+pub mod text_schema;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,9 +16,12 @@ use shared::store::dead_letters::Reason;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{bindings, dead_letters, health, integrations, media, phone_calls};
+use super::{bindings, dead_letters, health, integrations, media, phone_calls, text};
 
 pub const PATH: &str = "/openapi.json";
+
+const CALLS: &str = "/api/v1/integrations/{integration_id}/phone_calls";
+const TEXTS: &str = "/api/v1/integrations/{integration_id}/text";
 
 /// Security scheme names, as the handlers' annotations use them.
 pub const INTEGRATION_TOKEN: &str = "integration_token";
@@ -28,13 +33,15 @@ pub const ADMIN_TOKEN: &str = "admin_token";
         title = "callq",
         description = "A drop-in receiver for Qolio's call-ingestion API: a PBX posts each \
             call, the gateway answers once the call is safely queued, workers store it and probe \
-            its recording. The admin API (dead letters, operator bindings, media reprobe) and \
+            its recording; chats, tickets and emails are taken the same way. The admin API (dead letters, operator bindings, media reprobe) and \
             /metrics are for the service's operators; with `admin.listen` set they are served on \
             that listener only."
     ),
     paths(
         phone_calls::create,
         phone_calls::show,
+        text::create,
+        text::show,
         bindings::import,
         bindings::export,
         integrations::list,
@@ -51,6 +58,7 @@ pub const ADMIN_TOKEN: &str = "admin_token";
     modifiers(&Security),
     tags(
         (name = "calls", description = "The Qolio call-ingestion contract"),
+        (name = "texts", description = "Chats, tickets and emails, taken as calls are"),
         (name = "admin", description = "Operating the service: guarded by `admin.token`"),
         (name = "health", description = "Probes, metrics and this document"),
     )
@@ -80,19 +88,28 @@ impl Modify for Security {
     }
 }
 
-/// The document as served: the derived one, with the call's schema and examples for these
+/// The document as served: the derived one, with the bodies' schemas and examples for these
 /// settings, and the routes that have no handler of ours to annotate.
 pub fn document(settings: &Settings) -> Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
     doc["openapi"] = json!("3.1.0");
     doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
-    doc["components"]["schemas"][call_schema::NAME] = call_schema::document(&settings.limits);
-    let examples: serde_json::Map<String, Value> = call_schema::examples()
-        .into_iter()
-        .map(|(name, summary, value)| (name.into(), json!({"summary": summary, "value": value})))
-        .collect();
-    let create = &mut doc["paths"]["/api/v1/integrations/{integration_id}/phone_calls"]["post"];
-    create["requestBody"]["content"]["application/json"]["examples"] = Value::Object(examples);
+    let schemas = &mut doc["components"]["schemas"];
+    schemas[call_schema::NAME] = call_schema::document(&settings.limits);
+    schemas[text_schema::NAME] = text_schema::document(&settings.limits);
+    for (path, examples) in [
+        (CALLS, call_schema::examples()),
+        (TEXTS, text_schema::examples()),
+    ] {
+        let examples: serde_json::Map<String, Value> = examples
+            .into_iter()
+            .map(|(name, summary, value)| {
+                (name.into(), json!({"summary": summary, "value": value}))
+            })
+            .collect();
+        let create = &mut doc["paths"][path]["post"];
+        create["requestBody"]["content"]["application/json"]["examples"] = Value::Object(examples);
+    }
     let reasons = Reason::ALL.map(Reason::as_str);
     for (path, method) in [
         ("/api/v1/dead_letters", "get"),
@@ -173,3 +190,5 @@ pub fn router<S: Clone + Send + Sync + 'static>(document: Value) -> Router<S> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod text_tests;

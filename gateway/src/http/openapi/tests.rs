@@ -1,15 +1,20 @@
 //! The document against the code it describes: the call's schema against the real parser,
-//! its examples against the parser, its limits against the settings.
+//! its examples against the parser, its limits against the settings; the admin API's
+//! integration schemas against what it answers and reads. The text's: `text_tests.rs`.
 
 use std::collections::{BTreeSet, HashMap};
 
+use chrono::Utc;
 use serde_json::{json, Value};
 use shared::config::Settings;
 use shared::contract::{parse_call, Body, FieldErrors};
 use shared::domain::FieldType;
+use shared::store::integrations::IntegrationInfo;
+use uuid::Uuid;
 
 use super::call_schema::{self, examples};
 use super::document;
+use crate::http::integrations::parse_changes;
 
 fn parse(body: &Value) -> Result<(), FieldErrors> {
     let limits = Settings::defaults().limits;
@@ -135,4 +140,43 @@ fn the_schema_carries_the_limits_of_the_settings() {
     let call = &doc["components"]["schemas"]["PhoneCall"]["properties"];
     assert_eq!(call["transcription"]["maxItems"], 7);
     assert_eq!(call["custom_fields"]["maxProperties"], 11);
+}
+
+/// The integration resource's schema has the attributes the admin API answers, and the PATCH
+/// body's the attributes it reads (it refuses any other).
+#[test]
+fn the_integration_schemas_have_the_attributes_of_the_admin_api() {
+    let doc = document(&Settings::defaults());
+    let schemas = &doc["components"]["schemas"];
+    let keys = |v: &Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let info = IntegrationInfo {
+        id: Uuid::nil(),
+        organisation_id: Uuid::nil(),
+        organisation: "Org".into(),
+        name: "PBX".into(),
+        success_status: 202,
+        qolio_compatible: true,
+        created_at: Utc::now(),
+        token_rotated_at: Utc::now(),
+        active_bindings: 1,
+        inactive_bindings: 0,
+    };
+    let mut answered = keys(&serde_json::to_value(info).unwrap());
+    answered.remove("id");
+    answered.insert("url".into());
+    assert_eq!(
+        keys(&schemas["IntegrationAttributes"]["properties"]),
+        answered
+    );
+
+    let changes = &schemas["IntegrationChanges"]["properties"];
+    assert!(changes["qolio_compatible"].is_object());
+    let every = json!({"name": "PBX", "success_status": 200, "qolio_compatible": true});
+    assert_eq!(keys(changes), keys(&every));
+    let patch = |attributes: Value| {
+        parse_changes(&serde_json::to_vec(&json!({"data": {"attributes": attributes}})).unwrap())
+    };
+    let parsed = patch(every).unwrap_or_else(|_| panic!("refused"));
+    assert_eq!(parsed.qolio_compatible, Some(true));
+    assert!(patch(json!({"name": "PBX", "other": 1})).is_err());
 }
