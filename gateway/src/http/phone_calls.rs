@@ -13,14 +13,16 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 use shared::contract::Body;
+use shared::domain::CallKey;
 use shared::message::{CallEnvelope, CallMessage};
+use shared::store::accounts::IntegrationAuth;
 use uuid::Uuid;
 
 use super::auth::Integration;
 use super::call_path::CallUid;
 use super::error::ApiError;
-use super::not_stored;
 use super::field_definitions::{parse_with_definitions, Accepted};
+use super::not_stored;
 use super::openapi::answers::{CallDocument, ErrorDocument, Unavailable};
 use super::openapi::call_schema::PhoneCall;
 use super::operator_refusal::refuse_unknown_operator;
@@ -118,6 +120,26 @@ async fn create(
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     app.metrics.published.inc();
 
+    Ok(accepted(
+        &app,
+        &integration,
+        &key,
+        ingest_id,
+        received_at,
+        "phone_calls",
+    ))
+}
+
+/// Notes an accepted call or text as queued (with `http.queued_notes`) and answers it with
+/// the integration's success status.
+pub(super) fn accepted(
+    app: &AppState,
+    integration: &IntegrationAuth,
+    key: &CallKey,
+    ingest_id: Uuid,
+    received_at: DateTime<Utc>,
+    kind: &'static str,
+) -> Response {
     if let Some(queued) = &app.queued {
         queued.note(QueuedNote {
             ingest_id,
@@ -130,7 +152,7 @@ async fn create(
         StatusCode::from_u16(integration.success_status as u16).unwrap_or(StatusCode::ACCEPTED);
     let document = Queued {
         data: QueuedCall {
-            kind: "phone_calls",
+            kind,
             id: &key.uid,
             attributes: QueuedAttributes {
                 status: "queued",
@@ -140,7 +162,7 @@ async fn create(
             },
         },
     };
-    Ok((status, Json(document)).into_response())
+    (status, Json(document)).into_response()
 }
 
 /// The answer to an accepted call or text, serialized directly rather than built as a `Value`
@@ -284,10 +306,16 @@ async fn show(
         return Ok(Json(stored_document(call)).into_response());
     }
 
-    not_stored::answer(&app, integration_id, uid, "phone_calls", format!(
+    not_stored::answer(
+        &app,
+        integration_id,
+        uid,
+        "phone_calls",
+        format!(
             "no call with uid {uid:?} in this integration (an accepted call is found here once \
              a worker has stored it, usually within a second)"
-        ))
+        ),
+    )
     .await
 }
 

@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,13 +18,12 @@ use uuid::Uuid;
 use super::auth::Integration;
 use super::call_path::CallUid;
 use super::error::ApiError;
-use super::not_stored;
 use super::field_definitions::accept;
+use super::not_stored;
 use super::openapi::answers::{ErrorDocument, TextDocument, Unavailable};
 use super::openapi::text_schema::TextCommunication;
 use super::operator_refusal::refuse_unknown_operator;
-use super::phone_calls::{read_json, Queued, QueuedAttributes, QueuedCall};
-use crate::queued::QueuedNote;
+use super::phone_calls::{accepted, read_json, Queued};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -124,29 +123,14 @@ async fn create(
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     app.metrics.texts_published.inc();
 
-    if let Some(queued) = &app.queued {
-        queued.note(QueuedNote {
-            ingest_id,
-            integration_id: integration.id,
-            uid: key.uid.clone(),
-            received_at,
-        });
-    }
-    let status =
-        StatusCode::from_u16(integration.success_status as u16).unwrap_or(StatusCode::ACCEPTED);
-    let document = Queued {
-        data: QueuedCall {
-            kind: "text_communications",
-            id: &key.uid,
-            attributes: QueuedAttributes {
-                status: "queued",
-                uid_derived: key.derived,
-                ingest_id,
-                received_at,
-            },
-        },
-    };
-    Ok((status, Json(document)).into_response())
+    Ok(accepted(
+        &app,
+        &integration,
+        &key,
+        ingest_id,
+        received_at,
+        "text_communications",
+    ))
 }
 
 #[derive(sqlx::FromRow)]
@@ -241,10 +225,16 @@ async fn show(
         return Ok(Json(stored_document(text, parts)).into_response());
     }
 
-    not_stored::answer(&app, integration_id, uid, "text_communications", format!(
+    not_stored::answer(
+        &app,
+        integration_id,
+        uid,
+        "text_communications",
+        format!(
             "no text communication with uid {uid:?} in this integration (an accepted one is \
              found here once a worker has stored it, usually within a second)"
-        ))
+        ),
+    )
     .await
 }
 
